@@ -1,0 +1,87 @@
+"""The FastAPI application: routes, auth, error mapping and the background scheduling loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gpupool import __version__
+from gpupool.api.auth import Authenticator
+from gpupool.api.routes import claims, devices, events, health, tenants
+from gpupool.errors import GpupoolError
+from gpupool.pool import PoolService
+
+log = logging.getLogger("gpupool.api")
+
+SCHEDULE_INTERVAL_S = 1.0
+
+
+def create_app(pool: PoolService, admin_token: str, schedule_interval_s: float = SCHEDULE_INTERVAL_S) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # A periodic pass binds claims freed by other processes sharing the store.
+        task = asyncio.create_task(_schedule_forever(pool, schedule_interval_s))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(
+        title="gpupool",
+        version=__version__,
+        description="GPU pooling and virtualization: claim virtual GPUs from one pool.",
+        lifespan=lifespan,
+    )
+    app.state.pool = pool
+    app.state.auth = Authenticator(pool.store, admin_token)
+    for module in (health, devices, claims, events, tenants):
+        app.include_router(module.router)
+    _install_error_handlers(app)
+    return app
+
+
+async def _schedule_forever(pool: PoolService, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await asyncio.to_thread(pool.schedule)
+        except Exception:  # the loop must outlive one bad pass; the error is logged
+            log.exception("scheduling pass failed")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GpupoolError)
+    async def _gpupool_error(_request: Request, exc: GpupoolError) -> JSONResponse:
+        status = exc.status_code if 400 <= exc.status_code < 500 else 503
+        return JSONResponse({"detail": exc.message, "error": type(exc).__name__}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        messages = [_validation_message(error) for error in exc.errors()]
+        return JSONResponse(
+            {"detail": "; ".join(messages), "error": "InvalidRequest", "errors": messages}, status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"detail": str(exc.detail), "error": "HTTPError"}, status_code=exc.status_code)
+
+
+def _validation_message(error: Any) -> str:
+    """`field: message` for one pydantic error; names the field the user must fix."""
+    location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
+    if error.get("type") == "json_invalid":
+        return f"body: malformed JSON ({error.get('ctx', {}).get('error', 'cannot parse')})"
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    field = ".".join(location) or "body"
+    return f"{field}: {message}"

@@ -1,0 +1,69 @@
+"""Bearer-token authentication: the admin token and per-tenant tokens, all kept only as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from gpupool.config import data_dir, write_private
+from gpupool.errors import Unauthorized
+from gpupool.model import ADMIN, Tenant
+from gpupool.store import Store
+
+ADMIN_TOKEN_FILE = "admin-token"
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 256-bit random strings, so a plain SHA-256 is enough (no dictionary to attack).
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(32)}"
+
+
+def resolve_admin_token() -> tuple[str, Path | None]:
+    """The admin token from GPUPOOL_ADMIN_TOKEN, else from (or newly into) a 0600 file.
+
+    Returns the token and the file it lives in (None when it came from the environment).
+    """
+    from_env = os.environ.get("GPUPOOL_ADMIN_TOKEN")
+    if from_env:
+        return from_env, None
+    path = data_dir() / ADMIN_TOKEN_FILE
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            return token, path
+    token = new_token("gpa")
+    write_private(path, token + "\n")
+    return token, path
+
+
+class Authenticator:
+    def __init__(self, store: Store, admin_token: str) -> None:
+        self.store = store
+        self._admin_hash = hash_token(admin_token)
+
+    def tenant_for(self, authorization: str | None) -> Tenant:
+        if not authorization:
+            raise Unauthorized("missing Authorization: Bearer TOKEN header")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("Authorization header must be 'Bearer TOKEN'")
+        digest = hash_token(token)
+        if hmac.compare_digest(digest, self._admin_hash):
+            return Tenant(name=ADMIN)
+        tenant = self.store.tenant_by_token_hash(digest)
+        if tenant is None:
+            raise Unauthorized("invalid token")
+        return tenant
+
+    def create_tenant(self, name: str, actor: str) -> tuple[Tenant, str]:
+        token = new_token("gpt")
+        tenant = self.store.create_tenant(name, hash_token(token), actor=actor)
+        return tenant, token

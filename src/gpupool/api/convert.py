@@ -1,0 +1,76 @@
+"""Domain objects -> wire schemas."""
+
+from __future__ import annotations
+
+from gpupool.isolation import launch_env
+from gpupool.model import Claim, ClaimState, Event
+from gpupool.model.wire import BindingPublic, ClaimPublic, DevicePublic, EventPublic
+from gpupool.pool import DeviceView
+
+
+def claim_public(claim: Claim, queue_position: int | None = None) -> ClaimPublic:
+    spec = claim.spec
+    return ClaimPublic(
+        id=claim.id,
+        tenant=claim.tenant,
+        state=claim.state.value,
+        reason=claim.reason,
+        gpus=spec.gpus,
+        memory_bytes=spec.memory_bytes,
+        compute_percent=spec.compute_percent,
+        model=spec.model,
+        priority=spec.priority,
+        preemptible=spec.preemptible,
+        labels=dict(spec.labels),
+        bindings=[
+            BindingPublic(
+                device_uuid=b.device_uuid,
+                node=b.node,
+                device_index=b.device_index,
+                memory_bytes=b.memory_bytes,
+                compute_percent=b.compute_percent,
+                whole_device=b.whole_device,
+                missing=b.missing,
+            )
+            for b in claim.bindings
+        ],
+        env=launch_env(claim) if claim.state == ClaimState.BOUND else {},
+        queue_position=queue_position,
+        created_at=claim.created_at,
+        updated_at=claim.updated_at,
+        bound_at=claim.bound_at,
+        ended_at=claim.ended_at,
+    )
+
+
+def device_public(view: DeviceView) -> DevicePublic:
+    device = view.device
+    return DevicePublic(
+        uuid=device.uuid,
+        node=device.node,
+        index=device.index,
+        model=device.model,
+        memory_total_bytes=device.memory_total_bytes,
+        memory_allocated_bytes=view.allocated_memory_bytes,
+        compute_allocated_percent=view.allocated_compute_percent,
+        memory_used_bytes=None if view.telemetry is None else view.telemetry.memory_used_bytes,
+        utilization_percent=None if view.telemetry is None else view.telemetry.utilization_percent,
+        sm_count=device.sm_count,
+        mig_capable=device.mig_capable,
+        mig_mode=device.mig_mode,
+        parent_uuid=device.parent_uuid,
+        nvlink_peers=list(device.nvlink_peers),
+        claims=list(view.claim_ids),
+    )
+
+
+def event_public(event: Event) -> EventPublic:
+    return EventPublic(
+        id=event.id,
+        timestamp=event.timestamp,
+        actor=event.actor,
+        action=event.action,
+        claim_id=event.claim_id,
+        tenant=event.tenant,
+        details=event.details,
+    )

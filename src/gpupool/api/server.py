@@ -1,0 +1,95 @@
+"""`gpupool serve`: build the pool from options, say where it is, and run the API server."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from rich.console import Console
+
+from gpupool.api.app import create_app
+from gpupool.api.auth import resolve_admin_token
+from gpupool.config import ClientConfig, data_dir, save_client_config
+from gpupool.devices import open_backend
+from gpupool.errors import InvalidRequest
+from gpupool.pool import PoolService
+from gpupool.scheduler import make_placer
+from gpupool.store import Store
+
+log = logging.getLogger("gpupool.serve")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    simulate: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 7070
+    db: str | None = None
+    policy: str = "default"
+    log_level: str = "info"
+
+
+def build_pool(options: ServeOptions) -> PoolService:
+    """Open the device backend, the store and the placer; reconcile and return the started pool."""
+    backend, notice = open_backend(options.simulate)
+    if notice:
+        log.warning(notice)
+    store = Store(options.db or data_dir() / "gpupool.db")
+    pool = PoolService(store, backend, make_placer(options.policy))
+    for claim in pool.start():
+        log.warning("claim %s (%s) is bound to a device that no longer exists", claim.id, claim.tenant)
+    return pool
+
+
+def serve(options: ServeOptions) -> None:
+    logging.basicConfig(
+        level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    _check_port_free(options.host, options.port)
+    pool = build_pool(options)
+    admin_token, token_file = resolve_admin_token()
+    connect_host = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
+    url = f"http://{connect_host}:{options.port}"
+    config_path = save_client_config(ClientConfig(url=url, token=admin_token))
+    _banner(pool, url, token_file, config_path, options)
+    app = create_app(pool, admin_token)
+    uvicorn.run(app, host=options.host, port=options.port, log_level="warning", access_log=False)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise InvalidRequest(f"port: {host}:{port} is already in use (choose another with --port)") from None
+            raise InvalidRequest(f"host: cannot listen on {host}:{port} ({exc.strerror})") from None
+
+
+def _banner(pool: PoolService, url: str, token_file: Path | None, config_path: Path, options: ServeOptions) -> None:
+    console = Console(stderr=True)
+    devices = pool.devices
+    nodes = len({d.node for d in devices})
+    models = sorted({d.model for d in devices})
+    console.print(
+        f"[bold green]gpupool[/] serving {len(devices)} device(s) on {nodes} node(s) "
+        f"({', '.join(models) or 'none'}) from the [bold]{pool.backend.name}[/] backend, "
+        f"policy [bold]{pool.placer.name}[/]"
+    )
+    console.print(f"  API        {url}/v1   (OpenAPI: {url}/openapi.json, docs: {url}/docs)")
+    console.print(f"  Dashboard  {url}/")
+    if token_file is not None:
+        console.print(f"  Admin token kept in {token_file} (mode 0600)")
+    else:
+        console.print("  Admin token from GPUPOOL_ADMIN_TOKEN")
+    console.print(f"  Client config for this user: {config_path}")
+    console.print("  Try, in another terminal:  [bold]gpupool claim --memory 10GiB --compute 25[/]")
+    if options.host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"  [yellow]listening on {options.host}: reachable from other machines[/]")

@@ -1,0 +1,72 @@
+"""The `gpupool` command line: Typer app, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from gpupool import __version__
+from gpupool.cli import claims, inventory, tenants
+from gpupool.cli.output import EXIT_USAGE
+from gpupool.errors import GpupoolError
+
+app = typer.Typer(
+    name="gpupool",
+    help="Pool every GPU and hand out virtual GPUs: whole devices or fractions (memory + compute).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gpupool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="show the version and exit")
+    ] = False,
+) -> None:
+    """gpupool: GPU pooling and virtualization."""
+
+
+@app.command()
+def serve(
+    simulate: Annotated[
+        str | None, typer.Option("--simulate", help="simulated pool spec, e.g. 2x8xH100-80GB,1x4xA100-40GB")
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 7070,
+    db: Annotated[str | None, typer.Option("--db", help="SQLite path or SQLAlchemy URL")] = None,
+    policy: Annotated[str, typer.Option("--policy", help="scheduler policy")] = "default",
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    """Run the pool: API, scheduler and store (a simulated pool when no GPU is found)."""
+    from gpupool.api.server import ServeOptions
+    from gpupool.api.server import serve as run_server
+
+    run_server(ServeOptions(simulate=simulate, host=host, port=port, db=db, policy=policy, log_level=log_level))
+
+
+app.command()(claims.claim)
+app.command()(claims.release)
+app.command()(claims.ps)
+app.command()(inventory.devices)
+app.command()(inventory.events)
+app.add_typer(tenants.app, name="tenants")
+
+
+def main() -> None:
+    try:
+        app()
+    except GpupoolError as exc:
+        sys.stderr.write(f"gpupool: error: {exc.message}\n")
+        raise SystemExit(EXIT_USAGE) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None

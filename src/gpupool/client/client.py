@@ -1,0 +1,129 @@
+"""`gpupool.Client`: the Python SDK over REST v1, which the CLI itself uses.
+
+HTTP errors come back as gpupool's own exceptions (see `gpupool.errors`), so callers catch
+`NotFound` or `InvalidRequest`, never an httpx type.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from gpupool.config import load_client_config
+from gpupool.errors import ERRORS_BY_STATUS, GpupoolError, ServerUnreachable
+from gpupool.model.wire import (
+    ClaimList,
+    ClaimPublic,
+    DeviceList,
+    DevicePublic,
+    EventList,
+    EventPublic,
+    Health,
+    TenantCreated,
+    TenantList,
+    TenantPublic,
+)
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class Client:
+    """A connection to one gpupool server. URL and token default to GPUPOOL_URL / GPUPOOL_TOKEN or
+    the config `gpupool serve` wrote for this user."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        timeout_s: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        config = load_client_config()
+        self.url = (url or (config.url if config else "http://127.0.0.1:7070")).rstrip("/")
+        self.token = token if token is not None else (config.token if config else "")
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ calls
+    def health(self) -> Health:
+        return self._call("GET", "/healthz", Health)
+
+    def devices(self) -> list[DevicePublic]:
+        return self._call("GET", "/v1/devices", DeviceList).items
+
+    def claim(
+        self,
+        gpus: int = 1,
+        memory: str | int | None = None,
+        compute: int | str | None = None,
+        model: str | None = None,
+        priority: int = 0,
+        preemptible: bool = False,
+        labels: dict[str, str] | None = None,
+    ) -> ClaimPublic:
+        body: dict[str, Any] = {"gpus": gpus, "priority": priority, "preemptible": preemptible}
+        if memory is not None:
+            body["memory"] = memory
+        if compute is not None:
+            body["compute"] = compute
+        if model:
+            body["model"] = model
+        if labels:
+            body["labels"] = labels
+        return self._call("POST", "/v1/claims", ClaimPublic, json=body)
+
+    def get_claim(self, claim_id: str) -> ClaimPublic:
+        return self._call("GET", f"/v1/claims/{claim_id}", ClaimPublic)
+
+    def claims(self, states: list[str] | None = None) -> list[ClaimPublic]:
+        params = [("state", s) for s in states or []]
+        return self._call("GET", "/v1/claims", ClaimList, params=params).items
+
+    def release(self, claim_id: str) -> ClaimPublic:
+        return self._call("DELETE", f"/v1/claims/{claim_id}", ClaimPublic)
+
+    def events(self, claim_id: str | None = None, after: int = 0, limit: int = 200) -> list[EventPublic]:
+        params: dict[str, Any] = {"after": after, "limit": limit}
+        if claim_id:
+            params["claim"] = claim_id
+        return self._call("GET", "/v1/events", EventList, params=params).items
+
+    def create_tenant(self, name: str) -> TenantCreated:
+        return self._call("POST", "/v1/tenants", TenantCreated, json={"name": name})
+
+    def tenants(self) -> list[TenantPublic]:
+        return self._call("GET", "/v1/tenants", TenantList).items
+
+    # --------------------------------------------------------------- plumbing
+    def _call(self, method: str, path: str, schema: type[T], **kwargs: Any) -> T:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(
+                f"cannot reach gpupool at {self.url} ({exc.__class__.__name__}); is `gpupool serve` running?"
+            ) from exc
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return schema.model_validate(response.json())
+
+
+def _error_from(response: httpx.Response) -> GpupoolError:
+    try:
+        detail = str(response.json().get("detail", response.text))
+    except ValueError:
+        detail = response.text or response.reason_phrase
+    error_class = ERRORS_BY_STATUS.get(response.status_code, GpupoolError)
+    error = error_class(detail)
+    error.status_code = response.status_code
+    return error

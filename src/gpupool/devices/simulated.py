@@ -1,0 +1,190 @@
+"""A pool of fake GPUs with believable telemetry, for tests, demos and laptops.
+
+Devices come from a spec (`2x8xH100-80GB`) and keep the same UUIDs across restarts. Utilization
+and memory follow what the pool says is allocated (`note_allocations`) plus any simulated
+processes (`set_process`), with a slow deterministic wobble so dashboards look alive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from gpupool.devices.spec import SimulatedNode, node_layout, parse_spec
+from gpupool.errors import InvalidRequest, NotFound
+from gpupool.model import Device, DeviceTelemetry, ProcessUsage
+
+UUID_NAMESPACE = uuid.UUID("6f1d2b1e-8c3a-5e57-9a3c-67707570f06c")
+"""Namespace of simulated device UUIDs (uuid5); changing it renames every simulated device."""
+
+WOBBLE_PERIOD_S = 30.0
+"""Period of the utilization wobble, in seconds."""
+MEMORY_PERIOD_S = 90.0
+"""Period of the memory-use drift, in seconds."""
+UTILIZATION_WOBBLE = (0.70, 1.00)
+"""Utilization is allocated compute percent times a factor in this range."""
+MEMORY_FILL = (0.70, 0.95)
+"""Memory used is allocated memory times a factor in this range."""
+
+
+def simulated_uuid(model_name: str, node_name: str, index: int) -> str:
+    """A stable NVML-style UUID, `GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, for one simulated slot.
+
+    It depends on the model, node name and index only, so a pool grown by appending a group
+    keeps the UUIDs of its existing devices.
+    """
+    return f"GPU-{uuid.uuid5(UUID_NAMESPACE, f'{model_name}/{node_name}/{index}')}"
+
+
+def _phase(device_uuid: str, salt: str) -> float:
+    """A per-device phase in [0, 2*pi), stable across runs (not Python's salted hash)."""
+    digest = hashlib.sha1(f"{salt}:{device_uuid}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 * 2 * math.pi
+
+
+def _between(bounds: tuple[float, float], wave: float) -> float:
+    """Map a wave in [-1, 1] onto `bounds`."""
+    low, high = bounds
+    return low + (high - low) * (wave + 1) / 2
+
+
+@dataclass
+class _SimulatedProcess:
+    used_memory_bytes: int
+    utilization_percent: float
+
+
+def _build_devices(nodes: tuple[SimulatedNode, ...]) -> list[Device]:
+    devices: list[Device] = []
+    for node in nodes:
+        uuids = [simulated_uuid(node.model.name, node.name, index) for index in range(node.gpus)]
+        for index, device_uuid in enumerate(uuids):
+            peers = tuple(peer for peer in uuids if peer != device_uuid) if node.model.nvlink else ()
+            devices.append(
+                Device(
+                    uuid=device_uuid,
+                    node=node.name,
+                    index=index,
+                    model=node.model.name,
+                    memory_total_bytes=node.model.memory_total_bytes,
+                    sm_count=node.model.sm_count,
+                    mig_capable=node.model.mig_capable,
+                    mig_mode=False,
+                    nvlink_peers=peers,
+                )
+            )
+    return devices
+
+
+class SimulatedBackend:
+    """Fake devices from a spec such as `2x8xH100-80GB,1x4xA100-40GB`; thread-safe.
+
+    `clock` returns seconds (default `time.time`); tests pass a fixed one for exact telemetry.
+    """
+
+    name = "simulated"
+
+    def __init__(self, spec: str, *, clock: Callable[[], float] = time.time) -> None:
+        self._spec = spec.strip()
+        self._clock = clock
+        self._devices = _build_devices(node_layout(parse_spec(self._spec)))
+        self._by_uuid = {device.uuid: device for device in self._devices}
+        self._lock = threading.Lock()
+        self._allocations: dict[str, tuple[int, int]] = {}
+        self._processes: dict[str, dict[int, _SimulatedProcess]] = {}
+
+    @property
+    def spec(self) -> str:
+        """The spec this pool was built from, stripped of surrounding blanks."""
+        return self._spec
+
+    def devices(self) -> list[Device]:
+        """Every simulated device, ordered by node then index."""
+        return list(self._devices)
+
+    def note_allocations(self, allocations: Mapping[str, tuple[int, int]]) -> None:
+        """Replace what is bound per device UUID: (memory bytes, compute percent).
+
+        UUIDs this pool does not hold are ignored (the pool may span other backends); memory is
+        clamped to the device, compute to 0..100.
+        """
+        cleaned: dict[str, tuple[int, int]] = {}
+        for device_uuid, (memory_bytes, compute_percent) in allocations.items():
+            device = self._by_uuid.get(device_uuid)
+            if device is None:
+                continue
+            memory = max(0, min(int(memory_bytes), device.memory_total_bytes))
+            compute = max(0, min(int(compute_percent), 100))
+            if memory or compute:
+                cleaned[device_uuid] = (memory, compute)
+        with self._lock:
+            self._allocations = cleaned
+
+    def set_process(
+        self, device_uuid: str, pid: int, used_memory_bytes: int, utilization_percent: float = 0.0
+    ) -> None:
+        """Pretend process `pid` runs on the device, using that many bytes and percent of the GPU."""
+        self._require(device_uuid)
+        if used_memory_bytes < 0:
+            raise InvalidRequest(f"used_memory_bytes: must be >= 0, got {used_memory_bytes}")
+        if not 0 <= utilization_percent <= 100:
+            raise InvalidRequest(f"utilization_percent: must be within 0..100, got {utilization_percent}")
+        with self._lock:
+            self._processes.setdefault(device_uuid, {})[pid] = _SimulatedProcess(
+                used_memory_bytes, float(utilization_percent)
+            )
+
+    def clear_process(self, device_uuid: str, pid: int) -> None:
+        """Forget process `pid` on the device; forgetting an unknown pid is not an error."""
+        self._require(device_uuid)
+        with self._lock:
+            self._processes.get(device_uuid, {}).pop(pid, None)
+
+    def telemetry(self) -> list[DeviceTelemetry]:
+        """One sample per device at `clock()`; all zero for an idle device."""
+        now = self._clock()
+        with self._lock:
+            allocations = dict(self._allocations)
+            processes = {key: dict(value) for key, value in self._processes.items() if value}
+        return [
+            self._sample(device, now, allocations, processes.get(device.uuid, {})) for device in self._devices
+        ]
+
+    def close(self) -> None:
+        """Nothing to release; present for the protocol."""
+
+    def _require(self, device_uuid: str) -> Device:
+        device = self._by_uuid.get(device_uuid)
+        if device is None:
+            raise NotFound(f"no simulated device {device_uuid!r} in pool {self._spec!r}")
+        return device
+
+    @staticmethod
+    def _sample(
+        device: Device,
+        now: float,
+        allocations: Mapping[str, tuple[int, int]],
+        processes: Mapping[int, _SimulatedProcess],
+    ) -> DeviceTelemetry:
+        memory_bytes, compute_percent = allocations.get(device.uuid, (0, 0))
+        wobble = math.sin(2 * math.pi * now / WOBBLE_PERIOD_S + _phase(device.uuid, "util"))
+        drift = math.sin(2 * math.pi * now / MEMORY_PERIOD_S + _phase(device.uuid, "memory"))
+        utilization = compute_percent * _between(UTILIZATION_WOBBLE, wobble)
+        memory_used = int(memory_bytes * _between(MEMORY_FILL, drift))
+        utilization += sum(process.utilization_percent for process in processes.values())
+        memory_used += sum(process.used_memory_bytes for process in processes.values())
+        return DeviceTelemetry(
+            uuid=device.uuid,
+            utilization_percent=round(min(utilization, 100.0), 1),
+            memory_used_bytes=min(memory_used, device.memory_total_bytes),
+            processes=tuple(
+                ProcessUsage(pid=pid, used_memory_bytes=processes[pid].used_memory_bytes)
+                for pid in sorted(processes)
+            ),
+            timestamp=now,
+        )

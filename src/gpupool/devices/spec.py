@@ -1,0 +1,75 @@
+"""Parse a simulated pool spec `NODESxGPUSxMODEL[,NODESxGPUSxMODEL...]` into a node layout."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from gpupool.devices.models import GpuModel, lookup_model
+from gpupool.errors import InvalidRequest
+
+SPEC_FORM = "NODESxGPUSxMODEL[,NODESxGPUSxMODEL...], e.g. '2x8xH100-80GB,1x4xA100-40GB'"
+MAX_GPUS_PER_NODE = 16  # the largest single-host boards (DGX-2, HGX-2) carry 16
+MAX_NODES = 10_000
+NODE_NAME_PREFIX = "sim-node-"
+
+_GROUP_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\S.*?)\s*$")
+
+
+@dataclass(frozen=True)
+class PoolGroup:
+    """One `NODESxGPUSxMODEL` group: `nodes` hosts with `gpus_per_node` GPUs of `model` each."""
+
+    nodes: int
+    gpus_per_node: int
+    model: GpuModel
+
+
+@dataclass(frozen=True)
+class SimulatedNode:
+    """One simulated host: its name, the group it came from and its GPUs."""
+
+    name: str
+    group_index: int
+    gpus: int
+    model: GpuModel
+
+
+def _invalid(spec: str, problem: str) -> InvalidRequest:
+    return InvalidRequest(f"simulate spec {spec!r}: {problem} (expected {SPEC_FORM})")
+
+
+def parse_spec(spec: str) -> tuple[PoolGroup, ...]:
+    """Parse a spec into its groups, in order; InvalidRequest with a one-line reason when bad."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise _invalid(str(spec), "the spec is empty")
+    groups: list[PoolGroup] = []
+    total_nodes = 0
+    for position, text in enumerate(spec.split(","), start=1):
+        match = _GROUP_RE.match(text)
+        if match is None:
+            raise _invalid(spec, f"group {position} {text.strip()!r} is not NODESxGPUSxMODEL")
+        nodes, gpus = int(match.group(1)), int(match.group(2))
+        if nodes < 1:
+            raise _invalid(spec, f"group {position} needs at least 1 node, got {nodes}")
+        if not 1 <= gpus <= MAX_GPUS_PER_NODE:
+            raise _invalid(spec, f"group {position} needs 1..{MAX_GPUS_PER_NODE} GPUs per node, got {gpus}")
+        try:
+            model = lookup_model(match.group(3))
+        except InvalidRequest as exc:
+            raise _invalid(spec, f"group {position}: {exc.message}") from None
+        total_nodes += nodes
+        if total_nodes > MAX_NODES:
+            raise _invalid(spec, f"at most {MAX_NODES} nodes in all, got {total_nodes} or more")
+        groups.append(PoolGroup(nodes=nodes, gpus_per_node=gpus, model=model))
+    return tuple(groups)
+
+
+def node_layout(groups: tuple[PoolGroup, ...]) -> tuple[SimulatedNode, ...]:
+    """Name every node of the groups `sim-node-0`, `sim-node-1`, ..., numbering on across groups."""
+    nodes: list[SimulatedNode] = []
+    for group_index, group in enumerate(groups):
+        for _ in range(group.nodes):
+            name = f"{NODE_NAME_PREFIX}{len(nodes)}"
+            nodes.append(SimulatedNode(name, group_index, group.gpus_per_node, group.model))
+    return tuple(nodes)

@@ -1,0 +1,17 @@
+"""Tenants own claims and authenticate with a bearer token (stored only as a hash)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    created_at: float = 0.0
+
+    @property
+    def is_admin(self) -> bool:
+        return self.name == ADMIN

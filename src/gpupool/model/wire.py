@@ -1,0 +1,169 @@
+"""REST v1 wire schemas, shared by the server and the SDK (Create / Public variants)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+
+from gpupool.errors import InvalidRequest
+from gpupool.model.claim import MAX_GPUS_PER_CLAIM, ClaimSpec
+from gpupool.model.units import parse_percent, parse_size
+
+TENANT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+
+
+class ClaimCreate(BaseModel):
+    """Body of POST /v1/claims. Sizes are per GPU; omit memory and compute for whole GPUs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gpus: StrictInt = Field(1, ge=1, le=MAX_GPUS_PER_CLAIM, description="number of vGPUs, all on one node")
+    memory: StrictInt | str | None = Field(None, description='memory per vGPU: "10GiB" or bytes')
+    compute: StrictInt | str | None = Field(None, description="share of SMs per vGPU, percent 1..100")
+    model: str | None = Field(None, max_length=128, description='device model pattern, e.g. "H100*"')
+    priority: StrictInt = Field(0, ge=-1000, le=1000)
+    preemptible: StrictBool = False
+    wait: StrictBool = Field(False, description="accepted for compatibility; claims always queue")
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: int | str | None) -> int | str | None:
+        if value is not None:
+            try:
+                parse_size(value, "memory")
+            except InvalidRequest as exc:
+                raise ValueError(exc.message) from None
+        return value
+
+    @field_validator("compute")
+    @classmethod
+    def _compute(cls, value: int | str | None) -> int | str | None:
+        if value is not None:
+            try:
+                parse_percent(value, "compute")
+            except InvalidRequest as exc:
+                raise ValueError(exc.message) from None
+        return value
+
+    def to_spec(self) -> ClaimSpec:
+        return ClaimSpec(
+            gpus=self.gpus,
+            memory_bytes=None if self.memory is None else parse_size(self.memory, "memory"),
+            compute_percent=None if self.compute is None else parse_percent(self.compute, "compute"),
+            model=self.model or None,
+            priority=self.priority,
+            preemptible=self.preemptible,
+            labels=dict(self.labels),
+        )
+
+
+class BindingPublic(BaseModel):
+    device_uuid: str
+    node: str
+    device_index: int
+    memory_bytes: int
+    compute_percent: int
+    whole_device: bool
+    missing: bool = False
+
+
+class ClaimPublic(BaseModel):
+    id: str
+    tenant: str
+    state: str
+    reason: str
+    gpus: int
+    memory_bytes: int | None
+    compute_percent: int | None
+    model: str | None
+    priority: int
+    preemptible: bool
+    labels: dict[str, str]
+    bindings: list[BindingPublic]
+    env: dict[str, str]
+    queue_position: int | None = None
+    created_at: float
+    updated_at: float
+    bound_at: float | None = None
+    ended_at: float | None = None
+
+
+class DevicePublic(BaseModel):
+    uuid: str
+    node: str
+    index: int
+    model: str
+    memory_total_bytes: int
+    memory_allocated_bytes: int
+    compute_allocated_percent: int
+    memory_used_bytes: int | None = None
+    utilization_percent: float | None = None
+    sm_count: int = 0
+    mig_capable: bool = False
+    mig_mode: bool = False
+    parent_uuid: str | None = None
+    nvlink_peers: list[str] = Field(default_factory=list)
+    claims: list[str] = Field(default_factory=list)
+
+
+class DeviceList(BaseModel):
+    items: list[DevicePublic]
+
+
+class ClaimList(BaseModel):
+    items: list[ClaimPublic]
+
+
+class EventPublic(BaseModel):
+    id: int
+    timestamp: float
+    actor: str
+    action: str
+    claim_id: str | None = None
+    tenant: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventList(BaseModel):
+    items: list[EventPublic]
+
+
+class TenantCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=63)]
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not TENANT_NAME_RE.match(value) or value == "admin":
+            raise ValueError(
+                "must be lowercase letters, digits, '-', '_' or '.', start with a letter or digit, "
+                "and not be 'admin'"
+            )
+        return value
+
+
+class TenantCreated(BaseModel):
+    name: str
+    token: str
+
+
+class TenantPublic(BaseModel):
+    name: str
+    created_at: float
+
+
+class TenantList(BaseModel):
+    items: list[TenantPublic]
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    backend: str
+    devices: int
+    policy: str

@@ -1,0 +1,184 @@
+"""The pool service: accept claim -> store -> place -> bind (all or nothing); release; recovery.
+
+Every state change goes through the store, which commits it before the service returns. The
+scheduling pass is serialised in-process by a lock; across processes the store's guarded bind
+transaction keeps the no-over-commit invariant, and a lost race just leaves the claim pending
+for the next pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gpupool.devices.base import DeviceBackend
+from gpupool.errors import CapacityError, Conflict, Forbidden, NotFound
+from gpupool.model import Binding, Claim, ClaimSpec, ClaimState, Device, DeviceTelemetry, Event, Tenant
+from gpupool.scheduler import DeviceLoad, Placer
+from gpupool.store import Store
+
+log = logging.getLogger("gpupool.pool")
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    """A device with what is bound to it and what it is doing, for the API and dashboards."""
+
+    device: Device
+    allocated_memory_bytes: int
+    allocated_compute_percent: int
+    telemetry: DeviceTelemetry | None
+    claim_ids: tuple[str, ...]
+
+
+class PoolService:
+    def __init__(self, store: Store, backend: DeviceBackend, placer: Placer) -> None:
+        self.store = store
+        self.backend = backend
+        self.placer = placer
+        self._devices: list[Device] = []
+        self._schedule_lock = threading.Lock()
+
+    # --------------------------------------------------------------- lifecycle
+    def start(self) -> list[Claim]:
+        """Load the inventory, reconcile it with the store, bind what now fits.
+
+        Returns the claims whose bindings point at devices that no longer exist; they are
+        marked (never silently dropped) and reported in the event log.
+        """
+        self._devices = sorted(self.backend.devices(), key=lambda d: (d.node, d.index))
+        vanished = self.store.sync_devices(self._devices)
+        affected = self.store.mark_missing_bindings([d.uuid for d in vanished])
+        for claim in affected:
+            log.warning("claim %s is bound to a device that is gone; marked missing", claim.id)
+        self.schedule()
+        return affected
+
+    @property
+    def devices(self) -> list[Device]:
+        return list(self._devices)
+
+    # ------------------------------------------------------------------ claims
+    def create_claim(self, tenant: Tenant, spec: ClaimSpec) -> Claim:
+        claim = self.store.add_claim(tenant.name, spec, reason="waiting for the scheduler", actor=tenant.name)
+        self.schedule()
+        return self.store.get_claim(claim.id)
+
+    def get_claim(self, tenant: Tenant, claim_id: str) -> Claim:
+        claim = self.store.get_claim(claim_id)
+        if not tenant.is_admin and claim.tenant != tenant.name:
+            # Same answer as for an unknown claim: do not reveal other tenants' claim ids.
+            raise NotFound(f"claim {claim_id} not found")
+        return claim
+
+    def list_claims(self, tenant: Tenant, states: Sequence[ClaimState] | None = None) -> list[Claim]:
+        owner = None if tenant.is_admin else tenant.name
+        return self.store.list_claims(tenant=owner, states=states)
+
+    def release(self, tenant: Tenant, claim_id: str, reason: str = "") -> Claim:
+        claim = self.get_claim(tenant, claim_id)
+        released = self.store.end_claim(claim.id, ClaimState.RELEASED, actor=tenant.name, reason=reason)
+        self.schedule()
+        return released
+
+    def queue_position(self, claim: Claim) -> int | None:
+        """1-based position of a pending claim in the queue, None for others."""
+        if claim.state != ClaimState.PENDING:
+            return None
+        for position, pending in enumerate(self.store.pending_claims(), start=1):
+            if pending.id == claim.id:
+                return position
+        return None
+
+    def events(self, tenant: Tenant, claim_id: str | None = None, after_id: int = 0, limit: int = 200) -> list[Event]:
+        if claim_id is not None:
+            self.get_claim(tenant, claim_id)  # ownership check
+        owner = None if tenant.is_admin else tenant.name
+        return self.store.list_events(tenant=owner, claim_id=claim_id, after_id=after_id, limit=limit)
+
+    # --------------------------------------------------------------- placement
+    def schedule(self) -> int:
+        """One pass over the pending queue; binds every claim that fits now. Returns how many."""
+        with self._schedule_lock:
+            pending = self.store.pending_claims()
+            if not pending:
+                self._note_allocations()
+                return 0
+            loads = self._loads()
+            bound = 0
+            for claim in pending:
+                result = self.placer.place(claim.spec, loads)
+                if not result.ok:
+                    self.store.set_pending_reason(claim.id, result.reason)
+                    continue
+                try:
+                    self.store.bind_claim(claim.id, result.bindings)
+                except (CapacityError, Conflict) as exc:
+                    # Another process changed the pool under us: re-read and let the next pass retry.
+                    log.info("bind of %s lost a race: %s", claim.id, exc)
+                    loads = self._loads()
+                    continue
+                bound += 1
+                loads = _apply(loads, result.bindings)
+            self._note_allocations()
+            return bound
+
+    def _loads(self) -> list[DeviceLoad]:
+        allocations = self.store.device_allocations()
+        return [
+            DeviceLoad(
+                device=device,
+                allocated_memory_bytes=allocations.get(device.uuid, (0, 0))[0],
+                allocated_compute_percent=allocations.get(device.uuid, (0, 0))[1],
+            )
+            for device in self._devices
+        ]
+
+    def _note_allocations(self) -> None:
+        self.backend.note_allocations(self.store.device_allocations())
+
+    # ----------------------------------------------------------------- devices
+    def device_views(self) -> list[DeviceView]:
+        allocations = self.store.device_allocations()
+        telemetry = {t.uuid: t for t in self.backend.telemetry()}
+        claims_on: dict[str, list[str]] = {}
+        for claim in self.store.list_claims(states=[ClaimState.BOUND], limit=100_000):
+            for binding in claim.bindings:
+                claims_on.setdefault(binding.device_uuid, []).append(claim.id)
+        return [
+            DeviceView(
+                device=device,
+                allocated_memory_bytes=allocations.get(device.uuid, (0, 0))[0],
+                allocated_compute_percent=allocations.get(device.uuid, (0, 0))[1],
+                telemetry=telemetry.get(device.uuid),
+                claim_ids=tuple(claims_on.get(device.uuid, ())),
+            )
+            for device in self._devices
+        ]
+
+    # ----------------------------------------------------------------- tenants
+    def require_admin(self, tenant: Tenant) -> None:
+        if not tenant.is_admin:
+            raise Forbidden("only the admin may do this")
+
+
+def _apply(loads: list[DeviceLoad], bindings: Sequence[Binding]) -> list[DeviceLoad]:
+    """The loads after adding new bindings (so the rest of a pass sees them without a re-read)."""
+    added: dict[str, tuple[int, int]] = {}
+    for binding in bindings:
+        uuid = binding.device_uuid
+        memory, compute = added.get(uuid, (0, 0))
+        added[uuid] = (memory + binding.memory_bytes, compute + binding.compute_percent)
+    return [
+        DeviceLoad(
+            device=load.device,
+            allocated_memory_bytes=load.allocated_memory_bytes + added[load.device.uuid][0],
+            allocated_compute_percent=load.allocated_compute_percent + added[load.device.uuid][1],
+            utilization_percent=load.utilization_percent,
+        )
+        if load.device.uuid in added
+        else load
+        for load in loads
+    ]

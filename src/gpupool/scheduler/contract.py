@@ -1,0 +1,48 @@
+"""The contract between the pool service and the scheduler: a `Placer` turns a claim spec and the
+current load of every device into bindings (all GPUs of the claim, or none) or a human reason."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from gpupool.model import Binding, ClaimSpec, Device
+
+
+@dataclass(frozen=True)
+class DeviceLoad:
+    """A device and what is already bound to it, as the pool sees it at decision time."""
+
+    device: Device
+    allocated_memory_bytes: int = 0
+    allocated_compute_percent: int = 0
+    utilization_percent: float = 0.0
+
+    @property
+    def free_memory_bytes(self) -> int:
+        return self.device.memory_total_bytes - self.allocated_memory_bytes
+
+    @property
+    def free_compute_percent(self) -> int:
+        return 100 - self.allocated_compute_percent
+
+
+@dataclass(frozen=True)
+class PlacementResult:
+    """Bindings for every GPU of the claim, or no bindings and the reason why not."""
+
+    bindings: tuple[Binding, ...] = ()
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.bindings)
+
+
+class Placer(Protocol):
+    """What the pool needs from a scheduling policy."""
+
+    name: str
+
+    def place(self, spec: ClaimSpec, cluster: Sequence[DeviceLoad]) -> PlacementResult: ...

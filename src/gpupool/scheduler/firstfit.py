@@ -1,0 +1,69 @@
+"""The simplest placement: the first node (by name) with enough fitting devices, first devices by index.
+
+Kept as a reference policy and a fallback; the framework's policies replace it behind `Placer`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import defaultdict
+from collections.abc import Sequence
+
+from gpupool.model import Binding, ClaimSpec, format_size
+from gpupool.scheduler.contract import DeviceLoad, PlacementResult
+
+
+def model_matches(pattern: str | None, model: str) -> bool:
+    """Case-insensitive fnmatch of a claim's model pattern against a device model."""
+    return pattern is None or fnmatch.fnmatch(model.lower(), pattern.lower())
+
+
+class FirstFitPlacer:
+    name = "firstfit"
+
+    def place(self, spec: ClaimSpec, cluster: Sequence[DeviceLoad]) -> PlacementResult:
+        by_node: dict[str, list[tuple[DeviceLoad, int, int]]] = defaultdict(list)
+        matching = 0
+        for load in cluster:
+            if not model_matches(spec.model, load.device.model):
+                continue
+            matching += 1
+            memory, compute = spec.demand_on(load.device.memory_total_bytes)
+            if load.free_memory_bytes >= memory and load.free_compute_percent >= compute:
+                by_node[load.device.node].append((load, memory, compute))
+        for node in sorted(by_node):
+            fits = sorted(by_node[node], key=lambda item: item[0].device.index)
+            if len(fits) >= spec.gpus:
+                return PlacementResult(
+                    bindings=tuple(
+                        Binding(
+                            device_uuid=load.device.uuid,
+                            node=node,
+                            memory_bytes=memory,
+                            compute_percent=compute,
+                            device_index=load.device.index,
+                            whole_device=spec.whole_gpu,
+                        )
+                        for load, memory, compute in fits[: spec.gpus]
+                    )
+                )
+        return PlacementResult(reason=unschedulable_reason(spec, matching))
+
+
+def unschedulable_reason(spec: ClaimSpec, matching_devices: int) -> str:
+    """A human reason for a claim that fits nowhere."""
+    where = f" on model {spec.model}" if spec.model else ""
+    if matching_devices == 0:
+        return f"no device{where} in the pool"
+    if spec.whole_gpu:
+        what = "a fully free GPU"
+    else:
+        parts = []
+        if spec.memory_bytes is not None:
+            parts.append(f"{format_size(spec.memory_bytes)} free")
+        if spec.compute_percent is not None:
+            parts.append(f"{spec.compute_percent}% compute free")
+        what = "a device with " + " and ".join(parts)
+    count = f"{spec.gpus} x " if spec.gpus > 1 else ""
+    same_node = " on one node" if spec.gpus > 1 else ""
+    return f"waiting for {count}{what}{where}{same_node}"

@@ -1,0 +1,129 @@
+"""The plugin contract and the `Scheduler` that runs one profile: filter -> score -> select -> reserve.
+
+Plugins see whole-cluster arrays: a filter returns a bool mask over nodes, a score returns one
+float per candidate node, a picker chooses GPU slots inside the chosen node. Ties go to the
+lowest node index (nodes are sorted by name), as in the FGD artifact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gpupool.scheduler.cluster import Allocation, Cluster
+from gpupool.scheduler.frag import TargetWorkload
+from gpupool.scheduler.request import Request
+from gpupool.scheduler.statement import Statement
+from gpupool.scheduler.status import SUCCESS, Status, unschedulable
+
+CycleState = dict[str, Any]  # per-decision scratch space shared by the plugins of one cycle
+
+
+@runtime_checkable
+class FilterPlugin(Protocol):
+    NAME: str
+
+    def filter(self, request: Request, cluster: Cluster, cycle: CycleState) -> tuple[NDArray[np.bool_], Status]:
+        """Bool per node: can the request run there; a non-success Status explains an all-false mask."""
+        ...
+
+
+@runtime_checkable
+class ScorePlugin(Protocol):
+    NAME: str
+
+    def score(
+        self, request: Request, cluster: Cluster, nodes: NDArray[np.intp], cycle: CycleState
+    ) -> NDArray[np.float64]:
+        """One score per candidate node (higher is better), aligned with `nodes`."""
+        ...
+
+
+@runtime_checkable
+class GpuPicker(Protocol):
+    NAME: str
+
+    def pick(self, request: Request, cluster: Cluster, node: int, cycle: CycleState) -> tuple[int, ...]:
+        """The GPU slots of `node` the request gets (exactly `request.gpus` of them)."""
+        ...
+
+
+@runtime_checkable
+class Observer(Protocol):
+    def observe(self, request: Request) -> None:
+        """Learn from one arrived claim (before it is scheduled)."""
+        ...
+
+
+@dataclass(frozen=True)
+class PluginContext:
+    """What a plugin factory may use: the offline target workload (simulator only) and a seed."""
+
+    workload: TargetWorkload | None = None
+    seed: int = 0
+
+
+Plugin = FilterPlugin | ScorePlugin | GpuPicker
+Factory = Callable[[Mapping[str, Any], PluginContext], Any]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where a request goes (node index and GPU slots) or why it cannot go anywhere."""
+
+    status: Status
+    node: int = -1
+    gpus: tuple[int, ...] = ()
+    candidates: int = 0
+
+
+@dataclass
+class Scheduler:
+    """One profile's plugins, run over a cluster one request at a time."""
+
+    name: str
+    filters: list[FilterPlugin]
+    scores: list[tuple[ScorePlugin, float]]
+    picker: GpuPicker
+    observers: list[Observer] = field(default_factory=list)
+
+    def decide(self, request: Request, cluster: Cluster) -> Decision:
+        """Filter, score and pick GPUs for `request`; the cluster is not changed."""
+        for observer in self.observers:
+            observer.observe(request)
+        cycle: CycleState = {}
+        mask: NDArray[np.bool_] | None = None
+        for plugin in self.filters:
+            result, status = plugin.filter(request, cluster, cycle)
+            mask = result if mask is None else mask & result
+            if not status.ok or not mask.any():
+                if status.ok:
+                    status = unschedulable(f"no node passes {plugin.NAME} after the earlier filters", plugin.NAME)
+                return Decision(status)
+        nodes = np.flatnonzero(mask) if mask is not None else np.arange(cluster.size)
+        if nodes.size == 0:
+            return Decision(unschedulable("the cluster has no nodes"))
+        best = 0
+        if nodes.size > 1 and self.scores:
+            total: NDArray[np.float64] | None = None
+            for plugin, weight in self.scores:
+                part = plugin.score(request, cluster, nodes, cycle) * weight
+                total = part if total is None else total + part
+            assert total is not None
+            best = int(np.argmax(total))
+        node = int(nodes[best])
+        gpus = self.picker.pick(request, cluster, node, cycle) if request.gpus else ()
+        return Decision(SUCCESS, node, gpus, int(nodes.size))
+
+    def schedule(self, request: Request, cluster: Cluster) -> tuple[Decision, Allocation | None]:
+        """Decide and bind in one Statement (all GPUs of the claim or none)."""
+        decision = self.decide(request, cluster)
+        if not decision.status.ok:
+            return decision, None
+        with Statement(cluster) as statement:
+            allocation = statement.allocate(request, decision.node, decision.gpus)
+        return decision, allocation

@@ -1,0 +1,45 @@
+"""A `Statement` groups allocations so that a placement commits whole or rolls back (after KAI)."""
+
+from __future__ import annotations
+
+from gpupool.scheduler.cluster import Allocation, Cluster
+from gpupool.scheduler.request import Request
+
+
+class Statement:
+    """Allocations applied to the cluster at once; `rollback` undoes them in reverse order."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.allocations: list[Allocation] = []
+        self.closed = False
+
+    def allocate(self, request: Request, node: int, gpus: tuple[int, ...]) -> Allocation:
+        """Take resources now; they stay taken only if the statement commits."""
+        if self.closed:
+            raise RuntimeError("statement already committed or rolled back")
+        allocation = self.cluster.allocate(request, node, gpus)
+        self.allocations.append(allocation)
+        return allocation
+
+    def commit(self) -> list[Allocation]:
+        """Keep every allocation; returns them."""
+        self.closed = True
+        return list(self.allocations)
+
+    def rollback(self) -> None:
+        """Give back every allocation of this statement, newest first."""
+        for allocation in reversed(self.allocations):
+            self.cluster.release(allocation)
+        self.allocations.clear()
+        self.closed = True
+
+    def __enter__(self) -> Statement:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if not self.closed:
+            if exc_type is None:
+                self.commit()
+            else:
+                self.rollback()

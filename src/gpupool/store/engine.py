@@ -1,0 +1,55 @@
+"""Engine construction: a path or URL in, a SQLAlchemy engine with durable settings out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.pool import NullPool
+
+from gpupool.errors import InvalidRequest
+
+
+def database_url(path_or_url: str | Path) -> str:
+    """`postgresql://...` and other URLs pass through; a plain path becomes a SQLite URL."""
+    text = str(path_or_url)
+    if "://" in text:
+        return text
+    if not text.strip():
+        raise InvalidRequest("db: empty database path")
+    path = Path(text).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def make_engine(path_or_url: str | Path) -> Engine:
+    url = database_url(path_or_url)
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    # NullPool: one short-lived connection per transaction is cheap for SQLite and avoids sharing
+    # a connection across threads.
+    engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" hook below issue BEGIN itself (pysqlite's own is deferred).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: the WAL is fsynced at every commit, so an acknowledged change survives any crash.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # IMMEDIATE takes the write lock up front, so two writers never deadlock on an upgrade.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,98 @@
+"""Tables of the durable store (SQLAlchemy Core), one per kind of record."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+
+metadata = MetaData()
+
+# The inventory as last seen: kept so that a restart can tell which bound devices have vanished.
+devices = Table(
+    "devices",
+    metadata,
+    Column("uuid", String(96), primary_key=True),
+    Column("node", String(255), nullable=False),
+    Column("device_index", Integer, nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("memory_total_bytes", BigInteger, nullable=False),
+    Column("sm_count", Integer, nullable=False, default=0),
+    Column("present", Boolean, nullable=False, default=True),
+    Column("last_seen", Float, nullable=False),
+    # Running totals of what is bound; updated with a guarded UPDATE inside the bind transaction,
+    # which is what enforces the no-over-commit invariant under concurrent writers.
+    Column("allocated_memory_bytes", BigInteger, nullable=False, default=0),
+    Column("allocated_compute_percent", Integer, nullable=False, default=0),
+)
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("token_hash", String(128), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
+claims = Table(
+    "claims",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # arrival order for FIFO
+    Column("id", String(32), nullable=False, unique=True),
+    Column("tenant", String(64), nullable=False),
+    Column("gpus", Integer, nullable=False),
+    Column("memory_bytes", BigInteger, nullable=True),
+    Column("compute_percent", Integer, nullable=True),
+    Column("model", String(128), nullable=True),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("preemptible", Boolean, nullable=False, default=False),
+    Column("labels", JSON, nullable=False, default=dict),
+    Column("state", String(16), nullable=False),
+    Column("reason", String(512), nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("bound_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+)
+Index("ix_claims_state", claims.c.state)
+Index("ix_claims_tenant", claims.c.tenant)
+
+bindings = Table(
+    "bindings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("claim_id", String(32), ForeignKey("claims.id"), nullable=False),
+    Column("device_uuid", String(96), nullable=False),
+    Column("node", String(255), nullable=False),
+    Column("device_index", Integer, nullable=False),
+    Column("memory_bytes", BigInteger, nullable=False),
+    Column("compute_percent", Integer, nullable=False),
+    Column("whole_device", Boolean, nullable=False, default=False),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("missing", Boolean, nullable=False, default=False),
+)
+Index("ix_bindings_claim", bindings.c.claim_id)
+Index("ix_bindings_device_active", bindings.c.device_uuid, bindings.c.active)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("timestamp", Float, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("claim_id", String(32), nullable=True),
+    Column("tenant", String(64), nullable=True),  # whose claim it concerns, for per-tenant views
+    Column("details", JSON, nullable=False, default=dict),
+)
+Index("ix_events_claim", events.c.claim_id)

@@ -1,0 +1,469 @@
+"""The durable store: every claim/binding change is one transaction, committed before it returns.
+
+The no-over-commit invariant (per device: bound memory <= total, bound compute <= 100) is enforced
+inside the bind transaction by guarded UPDATEs of the device's running totals, so it holds with
+several API processes writing at once and after any crash.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, func, insert, select, update
+
+from gpupool.errors import CapacityError, Conflict, NotFound
+from gpupool.model import Binding, Claim, ClaimSpec, ClaimState, Device, Event, Tenant
+from gpupool.store import schema
+from gpupool.store.engine import make_engine
+
+ACTIVE_STATES = (ClaimState.PENDING.value, ClaimState.BOUND.value)
+
+
+def new_claim_id() -> str:
+    return "c-" + secrets.token_hex(6)
+
+
+class Store:
+    def __init__(self, path_or_url: str | Path) -> None:
+        self.engine = make_engine(path_or_url)
+        schema.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ----------------------------------------------------------------- devices
+    def sync_devices(self, found: Sequence[Device], now: float | None = None) -> list[Device]:
+        """Record the devices seen now; return the known devices that are no longer there."""
+        now = time.time() if now is None else now
+        found_by_uuid = {device.uuid: device for device in found}
+        with self.engine.begin() as conn:
+            known = {row.uuid: row for row in conn.execute(select(schema.devices))}
+            for device in found:
+                values = {
+                    "node": device.node,
+                    "device_index": device.index,
+                    "model": device.model,
+                    "memory_total_bytes": device.memory_total_bytes,
+                    "sm_count": device.sm_count,
+                    "present": True,
+                    "last_seen": now,
+                }
+                if device.uuid in known:
+                    conn.execute(update(schema.devices).where(schema.devices.c.uuid == device.uuid), values)
+                else:
+                    conn.execute(
+                        insert(schema.devices),
+                        {**values, "uuid": device.uuid, "allocated_memory_bytes": 0, "allocated_compute_percent": 0},
+                    )
+            vanished = [row for uuid, row in known.items() if uuid not in found_by_uuid and row.present]
+            for row in vanished:
+                conn.execute(
+                    update(schema.devices).where(schema.devices.c.uuid == row.uuid).values(present=False)
+                )
+            self._recount_allocations(conn)
+        return [_device_from_row(row) for row in vanished]
+
+    def device_allocations(self) -> dict[str, tuple[int, int]]:
+        """Bound (memory bytes, compute percent) per present device UUID."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    schema.devices.c.uuid,
+                    schema.devices.c.allocated_memory_bytes,
+                    schema.devices.c.allocated_compute_percent,
+                ).where(schema.devices.c.present.is_(True))
+            )
+            return {row.uuid: (int(row[1]), int(row[2])) for row in rows}
+
+    def _recount_allocations(self, conn: Connection) -> None:
+        """Recompute running totals from active bindings (start-up repair; cheap, exact)."""
+        totals = conn.execute(
+            select(
+                schema.bindings.c.device_uuid,
+                func.sum(schema.bindings.c.memory_bytes),
+                func.sum(schema.bindings.c.compute_percent),
+            )
+            .where(schema.bindings.c.active.is_(True))
+            .group_by(schema.bindings.c.device_uuid)
+        ).all()
+        conn.execute(update(schema.devices).values(allocated_memory_bytes=0, allocated_compute_percent=0))
+        for uuid, memory, compute in totals:
+            conn.execute(
+                update(schema.devices)
+                .where(schema.devices.c.uuid == uuid)
+                .values(allocated_memory_bytes=int(memory or 0), allocated_compute_percent=int(compute or 0))
+            )
+
+    def mark_missing_bindings(self, vanished_uuids: Iterable[str], actor: str = "pool") -> list[Claim]:
+        """Flag active bindings on vanished devices (never dropped silently); return their claims."""
+        uuids = list(vanished_uuids)
+        if not uuids:
+            return []
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(schema.bindings.c.claim_id, schema.bindings.c.device_uuid).where(
+                    and_(schema.bindings.c.device_uuid.in_(uuids), schema.bindings.c.active.is_(True))
+                )
+            ).all()
+            claim_ids = sorted({row.claim_id for row in rows})
+            conn.execute(
+                update(schema.bindings)
+                .where(and_(schema.bindings.c.device_uuid.in_(uuids), schema.bindings.c.active.is_(True)))
+                .values(missing=True)
+            )
+            for claim_id in claim_ids:
+                devices = sorted(row.device_uuid for row in rows if row.claim_id == claim_id)
+                tenant = conn.execute(
+                    select(schema.claims.c.tenant).where(schema.claims.c.id == claim_id)
+                ).scalar_one()
+                self._event(conn, actor, "binding.missing", claim_id, tenant, {"devices": devices})
+            return [self._claim(conn, claim_id) for claim_id in claim_ids]
+
+    # ------------------------------------------------------------------ claims
+    def add_claim(self, tenant: str, spec: ClaimSpec, reason: str, actor: str) -> Claim:
+        """Record a new pending claim and its creation event in one transaction."""
+        now = time.time()
+        claim_id = new_claim_id()
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(schema.claims),
+                {
+                    "id": claim_id,
+                    "tenant": tenant,
+                    "gpus": spec.gpus,
+                    "memory_bytes": spec.memory_bytes,
+                    "compute_percent": spec.compute_percent,
+                    "model": spec.model,
+                    "priority": spec.priority,
+                    "preemptible": spec.preemptible,
+                    "labels": dict(spec.labels),
+                    "state": ClaimState.PENDING.value,
+                    "reason": reason,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+            self._event(conn, actor, "claim.created", claim_id, tenant, _spec_details(spec))
+            return self._claim(conn, claim_id)
+
+    def bind_claim(self, claim_id: str, placement: Sequence[Binding], actor: str = "scheduler") -> Claim:
+        """Bind a pending claim to all its devices at once, or change nothing.
+
+        Raises CapacityError if any device would be over-committed, Conflict if the claim is no
+        longer pending (another worker got there first, or it was released meanwhile).
+        """
+        now = time.time()
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(schema.claims)
+                .where(and_(schema.claims.c.id == claim_id, schema.claims.c.state == ClaimState.PENDING.value))
+                .values(state=ClaimState.BOUND.value, reason="", updated_at=now, bound_at=now)
+            )
+            if result.rowcount != 1:
+                raise Conflict(f"claim {claim_id} is not pending")
+            for binding in placement:
+                guarded = conn.execute(
+                    update(schema.devices)
+                    .where(
+                        and_(
+                            schema.devices.c.uuid == binding.device_uuid,
+                            schema.devices.c.present.is_(True),
+                            schema.devices.c.allocated_memory_bytes + binding.memory_bytes
+                            <= schema.devices.c.memory_total_bytes,
+                            schema.devices.c.allocated_compute_percent + binding.compute_percent <= 100,
+                        )
+                    )
+                    .values(
+                        allocated_memory_bytes=schema.devices.c.allocated_memory_bytes + binding.memory_bytes,
+                        allocated_compute_percent=schema.devices.c.allocated_compute_percent
+                        + binding.compute_percent,
+                    )
+                )
+                if guarded.rowcount != 1:
+                    # Leaving the `with` block by exception rolls back every UPDATE above.
+                    raise CapacityError(f"device {binding.device_uuid} cannot take this binding any more")
+                conn.execute(
+                    insert(schema.bindings),
+                    {
+                        "claim_id": claim_id,
+                        "device_uuid": binding.device_uuid,
+                        "node": binding.node,
+                        "device_index": binding.device_index,
+                        "memory_bytes": binding.memory_bytes,
+                        "compute_percent": binding.compute_percent,
+                        "whole_device": binding.whole_device,
+                        "active": True,
+                        "missing": False,
+                    },
+                )
+            claim = self._claim(conn, claim_id)
+            self._event(
+                conn,
+                actor,
+                "claim.bound",
+                claim_id,
+                claim.tenant,
+                {"devices": [b.device_uuid for b in placement]},
+            )
+            return claim
+
+    def end_claim(
+        self,
+        claim_id: str,
+        state: ClaimState = ClaimState.RELEASED,
+        actor: str = "pool",
+        reason: str = "",
+    ) -> Claim:
+        """Move an active claim to a final state and free its devices; idempotent on ended claims."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            claim = self._claim(conn, claim_id)
+            if not claim.state.is_active:
+                return claim
+            result = conn.execute(
+                update(schema.claims)
+                .where(and_(schema.claims.c.id == claim_id, schema.claims.c.state.in_(ACTIVE_STATES)))
+                .values(state=state.value, reason=reason, updated_at=now, ended_at=now)
+            )
+            if result.rowcount != 1:
+                return self._claim(conn, claim_id)
+            self._free_bindings(conn, claim_id)
+            action = "claim.released" if state == ClaimState.RELEASED else f"claim.{state.value}"
+            details = {"reason": reason} if reason else {}
+            self._event(conn, actor, action, claim_id, claim.tenant, details)
+            return self._claim(conn, claim_id)
+
+    def set_pending_reason(self, claim_id: str, reason: str) -> None:
+        """Update the human reason of a pending claim (no event: it changes on every pass)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(schema.claims)
+                .where(
+                    and_(
+                        schema.claims.c.id == claim_id,
+                        schema.claims.c.state == ClaimState.PENDING.value,
+                        schema.claims.c.reason != reason,
+                    )
+                )
+                .values(reason=reason)
+            )
+
+    def _free_bindings(self, conn: Connection, claim_id: str) -> None:
+        active = conn.execute(
+            select(schema.bindings).where(
+                and_(schema.bindings.c.claim_id == claim_id, schema.bindings.c.active.is_(True))
+            )
+        ).all()
+        for row in active:
+            conn.execute(
+                update(schema.devices)
+                .where(schema.devices.c.uuid == row.device_uuid)
+                .values(
+                    allocated_memory_bytes=schema.devices.c.allocated_memory_bytes - row.memory_bytes,
+                    allocated_compute_percent=schema.devices.c.allocated_compute_percent - row.compute_percent,
+                )
+            )
+        conn.execute(
+            update(schema.bindings)
+            .where(and_(schema.bindings.c.claim_id == claim_id, schema.bindings.c.active.is_(True)))
+            .values(active=False)
+        )
+
+    def get_claim(self, claim_id: str) -> Claim:
+        with self.engine.connect() as conn:
+            return self._claim(conn, claim_id)
+
+    def list_claims(
+        self,
+        tenant: str | None = None,
+        states: Iterable[ClaimState] | None = None,
+        limit: int = 1000,
+    ) -> list[Claim]:
+        """Claims newest first (pending ones in queue order when only pending are asked for)."""
+        query = select(schema.claims)
+        if tenant is not None:
+            query = query.where(schema.claims.c.tenant == tenant)
+        if states is not None:
+            query = query.where(schema.claims.c.state.in_([s.value for s in states]))
+        query = query.order_by(schema.claims.c.seq.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            return self._claims_with_bindings(conn, rows)
+
+    def pending_claims(self) -> list[Claim]:
+        """Pending claims in queue order: higher priority first, then arrival (FIFO)."""
+        query = (
+            select(schema.claims)
+            .where(schema.claims.c.state == ClaimState.PENDING.value)
+            .order_by(schema.claims.c.priority.desc(), schema.claims.c.seq.asc())
+        )
+        with self.engine.connect() as conn:
+            return self._claims_with_bindings(conn, conn.execute(query).all())
+
+    def _claim(self, conn: Connection, claim_id: str) -> Claim:
+        row = conn.execute(select(schema.claims).where(schema.claims.c.id == claim_id)).first()
+        if row is None:
+            raise NotFound(f"claim {claim_id} not found")
+        return self._claims_with_bindings(conn, [row])[0]
+
+    def _claims_with_bindings(self, conn: Connection, rows: Sequence[Row[Any]]) -> list[Claim]:
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        by_claim: dict[str, list[Binding]] = {claim_id: [] for claim_id in ids}
+        binding_rows = conn.execute(
+            select(schema.bindings).where(schema.bindings.c.claim_id.in_(ids)).order_by(schema.bindings.c.id)
+        ).all()
+        for b in binding_rows:
+            by_claim[b.claim_id].append(
+                Binding(
+                    device_uuid=b.device_uuid,
+                    node=b.node,
+                    memory_bytes=int(b.memory_bytes),
+                    compute_percent=int(b.compute_percent),
+                    device_index=b.device_index,
+                    whole_device=bool(b.whole_device),
+                    missing=bool(b.missing),
+                )
+            )
+        return [_claim_from_row(row, by_claim[row.id]) for row in rows]
+
+    # ----------------------------------------------------------------- tenants
+    def create_tenant(self, name: str, token_hash: str, actor: str = "admin") -> Tenant:
+        now = time.time()
+        with self.engine.begin() as conn:
+            exists = conn.execute(select(schema.tenants.c.name).where(schema.tenants.c.name == name)).first()
+            if exists is not None:
+                raise Conflict(f"tenant {name!r} already exists")
+            conn.execute(insert(schema.tenants), {"name": name, "token_hash": token_hash, "created_at": now})
+            self._event(conn, actor, "tenant.created", None, name, {"tenant": name})
+        return Tenant(name=name, created_at=now)
+
+    def tenant_by_token_hash(self, token_hash: str) -> Tenant | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(schema.tenants).where(schema.tenants.c.token_hash == token_hash)).first()
+        return None if row is None else Tenant(name=row.name, created_at=row.created_at)
+
+    def list_tenants(self) -> list[Tenant]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(schema.tenants).order_by(schema.tenants.c.name)).all()
+        return [Tenant(name=row.name, created_at=row.created_at) for row in rows]
+
+    # ------------------------------------------------------------------ events
+    def add_event(
+        self,
+        actor: str,
+        action: str,
+        claim_id: str | None = None,
+        tenant: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        with self.engine.begin() as conn:
+            self._event(conn, actor, action, claim_id, tenant, details or {})
+
+    def list_events(
+        self,
+        tenant: str | None = None,
+        claim_id: str | None = None,
+        after_id: int = 0,
+        limit: int = 200,
+    ) -> list[Event]:
+        """Events oldest first after `after_id` (use the last id seen to follow the trail)."""
+        query = select(schema.events).where(schema.events.c.id > after_id)
+        if tenant is not None:
+            query = query.where(schema.events.c.tenant == tenant)
+        if claim_id is not None:
+            query = query.where(schema.events.c.claim_id == claim_id)
+        if after_id == 0:
+            # Without a cursor the newest `limit` events are the useful ones.
+            query = query.order_by(schema.events.c.id.desc()).limit(limit)
+            with self.engine.connect() as conn:
+                rows = list(reversed(conn.execute(query).all()))
+        else:
+            query = query.order_by(schema.events.c.id.asc()).limit(limit)
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+        return [
+            Event(
+                id=row.id,
+                timestamp=row.timestamp,
+                actor=row.actor,
+                action=row.action,
+                claim_id=row.claim_id,
+                tenant=row.tenant,
+                details=dict(row.details or {}),
+            )
+            for row in rows
+        ]
+
+    @staticmethod
+    def _event(
+        conn: Connection,
+        actor: str,
+        action: str,
+        claim_id: str | None,
+        tenant: str | None,
+        details: dict[str, Any],
+    ) -> None:
+        conn.execute(
+            insert(schema.events),
+            {
+                "timestamp": time.time(),
+                "actor": actor,
+                "action": action,
+                "claim_id": claim_id,
+                "tenant": tenant,
+                "details": details,
+            },
+        )
+
+
+def _spec_details(spec: ClaimSpec) -> dict[str, Any]:
+    return {
+        "gpus": spec.gpus,
+        "memory_bytes": spec.memory_bytes,
+        "compute_percent": spec.compute_percent,
+        "model": spec.model,
+        "priority": spec.priority,
+    }
+
+
+def _claim_from_row(row: Row[Any], claim_bindings: list[Binding]) -> Claim:
+    spec = ClaimSpec(
+        gpus=row.gpus,
+        memory_bytes=None if row.memory_bytes is None else int(row.memory_bytes),
+        compute_percent=row.compute_percent,
+        model=row.model,
+        priority=row.priority,
+        preemptible=bool(row.preemptible),
+        labels=dict(row.labels or {}),
+    )
+    state = ClaimState(row.state)
+    # Ended claims keep their bindings readable (what they had), active ones show only live ones.
+    return Claim(
+        id=row.id,
+        tenant=row.tenant,
+        spec=spec,
+        state=state,
+        reason=row.reason,
+        bindings=tuple(claim_bindings),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        bound_at=row.bound_at,
+        ended_at=row.ended_at,
+    )
+
+
+def _device_from_row(row: Row[Any]) -> Device:
+    return Device(
+        uuid=row.uuid,
+        node=row.node,
+        index=row.device_index,
+        model=row.model,
+        memory_total_bytes=int(row.memory_total_bytes),
+        sm_count=row.sm_count,
+    )

@@ -36,6 +36,7 @@ _ERROR_CODES = {
 
 SWITCH = "switch"  # a link that ends at an NVSwitch
 DOWN = "down"  # a link that is present but inactive
+ABSENT = "absent"  # a link number this board does not wire: NotSupported, yet later links may work
 
 
 @dataclass
@@ -54,7 +55,7 @@ class FakeMig:
 class FakeGpu:
     """One physical GPU. None for `mig_mode`, `sm_count`, `utilization` or `nvlinks` means NotSupported.
 
-    `nvlinks` lists each link's far end: a PCI bus number of another GPU, SWITCH or DOWN.
+    `nvlinks` lists each link's far end: a PCI bus number of another GPU, SWITCH, DOWN or ABSENT.
     `mig_slots` maps slot number -> instance; other slots answer NotFound.
     """
 
@@ -199,6 +200,8 @@ class FakeNvml:
             raise self.error("NotSupported")
         if link >= len(handle.nvlinks):
             raise self.error("InvalidArgument")
+        if handle.nvlinks[link] == ABSENT:
+            raise self.error("NotSupported")
         return handle.nvlinks[link]
 
     def nvmlDeviceGetNvLinkState(self, handle: FakeGpu, link: int) -> int:

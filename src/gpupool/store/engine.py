@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.pool import NullPool
 
 from gpupool.errors import InvalidRequest
 
@@ -31,9 +30,11 @@ def make_engine(path_or_url: str | Path) -> Engine:
 
 
 def _sqlite_engine(url: str) -> Engine:
-    # NullPool: one short-lived connection per transaction is cheap for SQLite and avoids sharing
-    # a connection across threads.
-    engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False, "timeout": 30})
+    # A small pool of connections reused across threads (never by two at once): opening a SQLite
+    # connection and running the pragmas below on every transaction would dominate latency.
+    engine = create_engine(
+        url, pool_size=8, max_overflow=16, connect_args={"check_same_thread": False, "timeout": 30}
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

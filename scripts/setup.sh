@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Set up gpupool in ./.venv (idempotent). `--dev` adds test and lint tools.
+# Works on a fresh Debian with Python 3.11; installs python3-venv with apt when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+[[ "${1:-}" == "--dev" ]] && extras="[dev]"
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "gpupool needs Python >= 3.11 (found: $("$python" --version 2>&1))" >&2
+    exit 2
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+    if ! "$python" -m venv .venv 2>/dev/null; then
+        rm -rf .venv
+        echo "setup: python3-venv missing; installing it with apt-get" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+        "$python" -m venv .venv
+    fi
+fi
+
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
+echo "setup: gpupool installed in $(pwd)/.venv (run .venv/bin/gpupool --help)" >&2

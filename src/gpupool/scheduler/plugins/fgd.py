@@ -1,0 +1,101 @@
+"""`fgd`: Fragmentation Gradient Descent (ATC'23): the node (and GPU) whose fragmentation grows least.
+
+score = int(100 * sigmoid((F_n(M) - F_n'(M)) / 1000)); the coarse integer score is part of the
+method (ties go to the lowest node name). Scores are cached per distinct node state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gpupool.scheduler.cluster import Cluster
+from gpupool.scheduler.frag import ResolvedWorkload
+from gpupool.scheduler.framework import CycleState
+from gpupool.scheduler.plugins.common import MAX_NODE_SCORE, gang
+from gpupool.scheduler.plugins.fragmodel import FragModel, StateTable
+from gpupool.scheduler.request import Request
+
+NAME = "fgd"
+
+
+def points(before: NDArray[np.float64], after: NDArray[np.float64]) -> NDArray[np.float64]:
+    """FGD's integer score of a move from fragmentation `before` to `after` (milli-GPU)."""
+    return np.floor(MAX_NODE_SCORE / (1.0 + np.exp((after - before) / 1000.0)))
+
+
+def after_placing(
+    request: Request, free: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Hypothetical free milli after placing the request: (B, options, slots) and which options fit.
+
+    A share of one GPU has one option per slot; whole GPUs take the first fitting slots (one option).
+    """
+    milli = request.gpu_milli
+    if request.gpus == 1 and milli < 1000:
+        slots = free.shape[1]
+        options = np.repeat(free[:, None, :], slots, axis=1)
+        diagonal = np.arange(slots)
+        options[:, diagonal, diagonal] -= milli
+        return options, free >= milli
+    fits = free >= milli if request.gpus else np.zeros_like(free, dtype=np.bool_)
+    take = fits & (np.cumsum(fits, axis=1) <= request.gpus)
+    return (free - take * milli)[:, None, :], (fits.sum(axis=1) >= request.gpus)[:, None]
+
+
+def option_points(
+    request: Request, resolved: ResolvedWorkload, free: NDArray[np.int64], cpu: NDArray[np.int64],
+    model: NDArray[np.int64],
+) -> NDArray[np.float64]:
+    """FGD points per (node state, option); -inf where the option does not fit."""
+    before = resolved.frag(free, cpu, model)
+    options, valid = after_placing(request, free)
+    batch, count, slots = options.shape
+    after = resolved.frag(
+        options.reshape(batch * count, slots),
+        np.repeat(cpu - request.cpu_milli, count),
+        np.repeat(model, count),
+    ).reshape(batch, count)
+    return np.where(valid, points(before[:, None], after), -np.inf)
+
+
+class FgdScore:
+    """Scores nodes and picks the GPU by the same fragmentation delta."""
+
+    NAME = NAME
+
+    def __init__(self, model: FragModel) -> None:
+        self.model = model
+        self.table = StateTable()
+
+    def observe(self, request: Request) -> None:
+        self.model.observe(request)
+
+    def score(
+        self, request: Request, cluster: Cluster, nodes: NDArray[np.intp], cycle: CycleState
+    ) -> NDArray[np.float64]:
+        resolved = self.model.resolved(cluster)
+        if resolved is None:
+            return np.zeros(nodes.size)
+
+        def compute(reps: NDArray[np.intp]) -> NDArray[np.float64]:
+            table = option_points(
+                request, resolved, cluster.gpu_free_milli[reps], cluster.cpu_free_milli[reps], cluster.model_id[reps]
+            )
+            result: NDArray[np.float64] = table.max(axis=1)
+            return result
+
+        return self.table.lookup(request.shape(), cluster, nodes, self.model.version, compute)
+
+    def pick(self, request: Request, cluster: Cluster, node: int, cycle: CycleState) -> tuple[int, ...]:
+        """A share: the first GPU with the best points; whole GPUs: the first free ones."""
+        resolved = self.model.resolved(cluster)
+        slots = cluster.gpu_free_milli.shape[1]
+        if resolved is None or request.gpus != 1 or request.whole:
+            return gang(request, cluster, node, np.arange(slots))
+        at = np.asarray([node])
+        table = option_points(
+            request, resolved, cluster.gpu_free_milli[at], cluster.cpu_free_milli[at], cluster.model_id[at]
+        )[0]
+        table = np.where(cluster.fitting_slots(request, node), table, -np.inf)
+        return (int(np.argmax(table)),)

@@ -97,11 +97,9 @@ def consistent_allocations(server: ServerProcess) -> list[str]:
             expected[binding["device_uuid"]][1] += binding["compute_percent"]
     for device in devices:
         memory, compute = expected.get(device["uuid"], [0, 0])
-        if (device["memory_allocated_bytes"], device["compute_allocated_percent"]) != (memory, compute):
-            problems.append(
-                f"{device['uuid']}: totals {device['memory_allocated_bytes']}/{device['compute_allocated_percent']}"
-                f" but bindings sum to {memory}/{compute}"
-            )
+        totals = (device["memory_allocated_bytes"], device["compute_allocated_percent"])
+        if totals != (memory, compute):
+            problems.append(f"{device['uuid']}: totals {totals} but bindings sum to {(memory, compute)}")
         if memory > device["memory_total_bytes"] or compute > 100:
             problems.append(f"{device['uuid']}: bindings over-commit the device")
     return problems

@@ -57,7 +57,12 @@ class Store:
                 else:
                     conn.execute(
                         insert(schema.devices),
-                        {**values, "uuid": device.uuid, "allocated_memory_bytes": 0, "allocated_compute_percent": 0},
+                        {
+                            **values,
+                            "uuid": device.uuid,
+                            "allocated_memory_bytes": 0,
+                            "allocated_compute_percent": 0,
+                        },
                     )
             vanished = [row for uuid, row in known.items() if uuid not in found_by_uuid and row.present]
             for row in vanished:
@@ -160,7 +165,9 @@ class Store:
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(schema.claims)
-                .where(and_(schema.claims.c.id == claim_id, schema.claims.c.state == ClaimState.PENDING.value))
+                .where(
+                    and_(schema.claims.c.id == claim_id, schema.claims.c.state == ClaimState.PENDING.value)
+                )
                 .values(state=ClaimState.BOUND.value, reason="", updated_at=now, bound_at=now)
             )
             if result.rowcount != 1:
@@ -264,7 +271,8 @@ class Store:
                 .where(schema.devices.c.uuid == row.device_uuid)
                 .values(
                     allocated_memory_bytes=schema.devices.c.allocated_memory_bytes - row.memory_bytes,
-                    allocated_compute_percent=schema.devices.c.allocated_compute_percent - row.compute_percent,
+                    allocated_compute_percent=schema.devices.c.allocated_compute_percent
+                    - row.compute_percent,
                 )
             )
         conn.execute(
@@ -345,7 +353,9 @@ class Store:
 
     def tenant_by_token_hash(self, token_hash: str) -> Tenant | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(schema.tenants).where(schema.tenants.c.token_hash == token_hash)).first()
+            row = conn.execute(
+                select(schema.tenants).where(schema.tenants.c.token_hash == token_hash)
+            ).first()
         return None if row is None else Tenant(name=row.name, created_at=row.created_at)
 
     def list_tenants(self) -> list[Tenant]:
@@ -378,15 +388,13 @@ class Store:
             query = query.where(schema.events.c.tenant == tenant)
         if claim_id is not None:
             query = query.where(schema.events.c.claim_id == claim_id)
-        if after_id == 0:
-            # Without a cursor the newest `limit` events are the useful ones.
-            query = query.order_by(schema.events.c.id.desc()).limit(limit)
-            with self.engine.connect() as conn:
-                rows = list(reversed(conn.execute(query).all()))
-        else:
-            query = query.order_by(schema.events.c.id.asc()).limit(limit)
-            with self.engine.connect() as conn:
-                rows = conn.execute(query).all()
+        # Without a cursor the newest `limit` events are the useful ones; with one, the next ones.
+        newest_first = after_id == 0
+        order = schema.events.c.id.desc() if newest_first else schema.events.c.id.asc()
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(query.order_by(order).limit(limit)).all())
+        if newest_first:
+            rows.reverse()
         return [
             Event(
                 id=row.id,

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gpupool.devices.base import DeviceBackend
 from gpupool.errors import CapacityError, Conflict, Forbidden, NotFound
 from gpupool.model import Binding, Claim, ClaimSpec, ClaimState, Device, DeviceTelemetry, Event, Tenant
+from gpupool.pool.observer import NullObserver, PoolObserver
 from gpupool.scheduler import DeviceLoad, Placer
 from gpupool.store import Store
 
@@ -40,6 +42,7 @@ class PoolService:
         self.placer = placer
         self._devices: list[Device] = []
         self._schedule_lock = threading.Lock()
+        self.observer: PoolObserver = NullObserver()  # metrics plug in here (api layer)
 
     # --------------------------------------------------------------- lifecycle
     def start(self) -> list[Claim]:
@@ -62,9 +65,24 @@ class PoolService:
 
     # ------------------------------------------------------------------ claims
     def create_claim(self, tenant: Tenant, spec: ClaimSpec) -> Claim:
-        claim = self.store.add_claim(tenant.name, spec, reason="waiting for the scheduler", actor=tenant.name)
-        self.schedule()
-        return self.store.get_claim(claim.id)
+        """Record a claim; bind it in the same transaction when it fits now and nobody waits ahead."""
+        with self._schedule_lock:
+            ahead = self.store.count_pending(min_priority=spec.priority)
+            started = time.perf_counter()
+            result = self.placer.place(spec, self._loads())
+            self.observer.on_decision(time.perf_counter() - started, result.ok)
+            if result.ok and ahead == 0:
+                try:
+                    claim = self.store.add_claim(tenant.name, spec, "", tenant.name, placement=result.bindings)
+                except CapacityError:
+                    pass  # another process took the room meanwhile: queue it like any other
+                else:
+                    return claim
+            reason = result.reason if not result.ok else f"queued behind {ahead} earlier claim(s)"
+            claim = self.store.add_claim(tenant.name, spec, reason, tenant.name)
+        if self.schedule():
+            return self.store.get_claim(claim.id)
+        return claim
 
     def get_claim(self, tenant: Tenant, claim_id: str) -> Claim:
         claim = self.store.get_claim(claim_id)
@@ -78,8 +96,8 @@ class PoolService:
         return self.store.list_claims(tenant=owner, states=states)
 
     def release(self, tenant: Tenant, claim_id: str, reason: str = "") -> Claim:
-        claim = self.get_claim(tenant, claim_id)
-        released = self.store.end_claim(claim.id, ClaimState.RELEASED, actor=tenant.name, reason=reason)
+        owner = None if tenant.is_admin else tenant.name
+        released = self.store.end_claim(claim_id, ClaimState.RELEASED, actor=tenant.name, reason=reason, owner=owner)
         self.schedule()
         return released
 
@@ -92,7 +110,9 @@ class PoolService:
                 return position
         return None
 
-    def events(self, tenant: Tenant, claim_id: str | None = None, after_id: int = 0, limit: int = 200) -> list[Event]:
+    def events(
+        self, tenant: Tenant, claim_id: str | None = None, after_id: int = 0, limit: int = 200
+    ) -> list[Event]:
         if claim_id is not None:
             self.get_claim(tenant, claim_id)  # ownership check
         owner = None if tenant.is_admin else tenant.name
@@ -104,12 +124,13 @@ class PoolService:
         with self._schedule_lock:
             pending = self.store.pending_claims()
             if not pending:
-                self._note_allocations()
                 return 0
             loads = self._loads()
             bound = 0
             for claim in pending:
+                started = time.perf_counter()
                 result = self.placer.place(claim.spec, loads)
+                self.observer.on_decision(time.perf_counter() - started, result.ok)
                 if not result.ok:
                     self.store.set_pending_reason(claim.id, result.reason)
                     continue
@@ -118,11 +139,11 @@ class PoolService:
                 except (CapacityError, Conflict) as exc:
                     # Another process changed the pool under us: re-read and let the next pass retry.
                     log.info("bind of %s lost a race: %s", claim.id, exc)
+                    self.observer.on_bind_failure(type(exc).__name__.lower())
                     loads = self._loads()
                     continue
                 bound += 1
                 loads = _apply(loads, result.bindings)
-            self._note_allocations()
             return bound
 
     def _loads(self) -> list[DeviceLoad]:
@@ -136,12 +157,11 @@ class PoolService:
             for device in self._devices
         ]
 
-    def _note_allocations(self) -> None:
-        self.backend.note_allocations(self.store.device_allocations())
-
     # ----------------------------------------------------------------- devices
     def device_views(self) -> list[DeviceView]:
         allocations = self.store.device_allocations()
+        # Simulated devices make their utilization follow what is bound; real ones ignore this.
+        self.backend.note_allocations(allocations)
         telemetry = {t.uuid: t for t in self.backend.telemetry()}
         claims_on: dict[str, list[str]] = {}
         for claim in self.store.list_claims(states=[ClaimState.BOUND], limit=100_000):

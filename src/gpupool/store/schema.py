@@ -96,3 +96,40 @@ events = Table(
     Column("details", JSON, nullable=False, default=dict),
 )
 Index("ix_events_claim", events.c.claim_id)
+
+# --- workloads and leases (node agent; see gpupool.store.runtime) ---
+leases = Table(
+    "leases",
+    metadata,
+    Column("claim_id", String(32), primary_key=True),
+    Column("ttl_s", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+workloads = Table(
+    "workloads",
+    metadata,
+    Column("claim_id", String(32), primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("node", String(255), nullable=False),
+    Column("command", JSON, nullable=False),
+    Column("detached", Boolean, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("pid", Integer, nullable=True),
+    Column("pid_start_ticks", BigInteger, nullable=True),
+    Column("exit_code", Integer, nullable=True),
+    Column("reason", String(512), nullable=False, default=""),
+    Column("log_path", String(4096), nullable=True),
+    Column("cwd", String(4096), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+)
+
+# Per-tenant idle reclaim timeout in seconds (absent row or NULL: server default; 0: never).
+tenant_idle = Table(
+    "tenant_idle",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("idle_timeout_s", Float, nullable=True),
+)

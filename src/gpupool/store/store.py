@@ -7,9 +7,11 @@ several API processes writing at once and after any crash.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,18 @@ class Store:
     def __init__(self, path_or_url: str | Path) -> None:
         self.engine = make_engine(path_or_url)
         schema.metadata.create_all(self.engine)
+        # One writer at a time inside this process: SQLite would otherwise resolve contention with
+        # its sleeping busy handler (tens of ms per collision). Other processes are kept honest by
+        # the database's own locks and the guarded UPDATEs.
+        self._write_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction, committed when the block ends and rolled back on any exception."""
+        with self._write_lock, self.engine.connect() as conn:
+            conn.execution_options(gpupool_write=True)
+            with conn.begin():
+                yield conn
 
     def close(self) -> None:
         self.engine.dispose()
@@ -40,7 +54,7 @@ class Store:
         """Record the devices seen now; return the known devices that are no longer there."""
         now = time.time() if now is None else now
         found_by_uuid = {device.uuid: device for device in found}
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             known = {row.uuid: row for row in conn.execute(select(schema.devices))}
             for device in found:
                 values = {
@@ -108,7 +122,7 @@ class Store:
         uuids = list(vanished_uuids)
         if not uuids:
             return []
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             rows = conn.execute(
                 select(schema.bindings.c.claim_id, schema.bindings.c.device_uuid).where(
                     and_(schema.bindings.c.device_uuid.in_(uuids), schema.bindings.c.active.is_(True))
@@ -129,11 +143,19 @@ class Store:
             return [self._claim(conn, claim_id) for claim_id in claim_ids]
 
     # ------------------------------------------------------------------ claims
-    def add_claim(self, tenant: str, spec: ClaimSpec, reason: str, actor: str) -> Claim:
-        """Record a new pending claim and its creation event in one transaction."""
+    def add_claim(
+        self,
+        tenant: str,
+        spec: ClaimSpec,
+        reason: str,
+        actor: str,
+        placement: Sequence[Binding] = (),
+    ) -> Claim:
+        """Record a new claim and its events in one transaction: bound to `placement` when one is
+        given (CapacityError and nothing recorded if it no longer fits), else pending."""
         now = time.time()
         claim_id = new_claim_id()
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(
                 insert(schema.claims),
                 {
@@ -146,13 +168,18 @@ class Store:
                     "priority": spec.priority,
                     "preemptible": spec.preemptible,
                     "labels": dict(spec.labels),
-                    "state": ClaimState.PENDING.value,
-                    "reason": reason,
+                    "state": ClaimState.BOUND.value if placement else ClaimState.PENDING.value,
+                    "reason": "" if placement else reason,
                     "created_at": now,
                     "updated_at": now,
+                    "bound_at": now if placement else None,
                 },
             )
             self._event(conn, actor, "claim.created", claim_id, tenant, _spec_details(spec))
+            if placement:
+                self._insert_bindings(conn, claim_id, placement)
+                devices = [b.device_uuid for b in placement]
+                self._event(conn, "scheduler", "claim.bound", claim_id, tenant, {"devices": devices})
             return self._claim(conn, claim_id)
 
     def bind_claim(self, claim_id: str, placement: Sequence[Binding], actor: str = "scheduler") -> Claim:
@@ -162,7 +189,7 @@ class Store:
         longer pending (another worker got there first, or it was released meanwhile).
         """
         now = time.time()
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             result = conn.execute(
                 update(schema.claims)
                 .where(
@@ -172,41 +199,7 @@ class Store:
             )
             if result.rowcount != 1:
                 raise Conflict(f"claim {claim_id} is not pending")
-            for binding in placement:
-                guarded = conn.execute(
-                    update(schema.devices)
-                    .where(
-                        and_(
-                            schema.devices.c.uuid == binding.device_uuid,
-                            schema.devices.c.present.is_(True),
-                            schema.devices.c.allocated_memory_bytes + binding.memory_bytes
-                            <= schema.devices.c.memory_total_bytes,
-                            schema.devices.c.allocated_compute_percent + binding.compute_percent <= 100,
-                        )
-                    )
-                    .values(
-                        allocated_memory_bytes=schema.devices.c.allocated_memory_bytes + binding.memory_bytes,
-                        allocated_compute_percent=schema.devices.c.allocated_compute_percent
-                        + binding.compute_percent,
-                    )
-                )
-                if guarded.rowcount != 1:
-                    # Leaving the `with` block by exception rolls back every UPDATE above.
-                    raise CapacityError(f"device {binding.device_uuid} cannot take this binding any more")
-                conn.execute(
-                    insert(schema.bindings),
-                    {
-                        "claim_id": claim_id,
-                        "device_uuid": binding.device_uuid,
-                        "node": binding.node,
-                        "device_index": binding.device_index,
-                        "memory_bytes": binding.memory_bytes,
-                        "compute_percent": binding.compute_percent,
-                        "whole_device": binding.whole_device,
-                        "active": True,
-                        "missing": False,
-                    },
-                )
+            self._insert_bindings(conn, claim_id, placement)
             claim = self._claim(conn, claim_id)
             self._event(
                 conn,
@@ -218,17 +211,61 @@ class Store:
             )
             return claim
 
+    def _insert_bindings(self, conn: Connection, claim_id: str, placement: Sequence[Binding]) -> None:
+        """Add bindings and charge their devices, refusing (CapacityError) any over-commit."""
+        for binding in placement:
+            guarded = conn.execute(
+                update(schema.devices)
+                .where(
+                    and_(
+                        schema.devices.c.uuid == binding.device_uuid,
+                        schema.devices.c.present.is_(True),
+                        schema.devices.c.allocated_memory_bytes + binding.memory_bytes
+                        <= schema.devices.c.memory_total_bytes,
+                        schema.devices.c.allocated_compute_percent + binding.compute_percent <= 100,
+                    )
+                )
+                .values(
+                    allocated_memory_bytes=schema.devices.c.allocated_memory_bytes + binding.memory_bytes,
+                    allocated_compute_percent=schema.devices.c.allocated_compute_percent
+                    + binding.compute_percent,
+                )
+            )
+            if guarded.rowcount != 1:
+                # Leaving the `with` block by exception rolls back every UPDATE above.
+                raise CapacityError(f"device {binding.device_uuid} cannot take this binding any more")
+            conn.execute(
+                insert(schema.bindings),
+                {
+                    "claim_id": claim_id,
+                    "device_uuid": binding.device_uuid,
+                    "node": binding.node,
+                    "device_index": binding.device_index,
+                    "memory_bytes": binding.memory_bytes,
+                    "compute_percent": binding.compute_percent,
+                    "whole_device": binding.whole_device,
+                    "active": True,
+                    "missing": False,
+                },
+            )
+
     def end_claim(
         self,
         claim_id: str,
         state: ClaimState = ClaimState.RELEASED,
         actor: str = "pool",
         reason: str = "",
+        owner: str | None = None,
     ) -> Claim:
-        """Move an active claim to a final state and free its devices; idempotent on ended claims."""
+        """Move an active claim to a final state and free its devices; idempotent on ended claims.
+
+        With `owner`, a claim of another tenant is reported as not found (and left alone).
+        """
         now = time.time()
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             claim = self._claim(conn, claim_id)
+            if owner is not None and claim.tenant != owner:
+                raise NotFound(f"claim {claim_id} not found")
             if not claim.state.is_active:
                 return claim
             result = conn.execute(
@@ -246,7 +283,7 @@ class Store:
 
     def set_pending_reason(self, claim_id: str, reason: str) -> None:
         """Update the human reason of a pending claim (no event: it changes on every pass)."""
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(
                 update(schema.claims)
                 .where(
@@ -302,6 +339,16 @@ class Store:
             rows = conn.execute(query).all()
             return self._claims_with_bindings(conn, rows)
 
+    def count_pending(self, min_priority: int | None = None) -> int:
+        """How many claims wait, optionally only those at or above a priority (queued ahead)."""
+        query = select(func.count()).select_from(schema.claims).where(
+            schema.claims.c.state == ClaimState.PENDING.value
+        )
+        if min_priority is not None:
+            query = query.where(schema.claims.c.priority >= min_priority)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def pending_claims(self) -> list[Claim]:
         """Pending claims in queue order: higher priority first, then arrival (FIFO)."""
         query = (
@@ -343,7 +390,7 @@ class Store:
     # ----------------------------------------------------------------- tenants
     def create_tenant(self, name: str, token_hash: str, actor: str = "admin") -> Tenant:
         now = time.time()
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             exists = conn.execute(select(schema.tenants.c.name).where(schema.tenants.c.name == name)).first()
             if exists is not None:
                 raise Conflict(f"tenant {name!r} already exists")
@@ -372,7 +419,7 @@ class Store:
         tenant: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             self._event(conn, actor, action, claim_id, tenant, details or {})
 
     def list_events(

@@ -40,7 +40,9 @@ def _snapshot(server: ServerProcess) -> tuple[int, int]:
     return len(claims), len(events)
 
 
-@pytest.mark.parametrize(("body", "field"), [(b, f) for _, b, f in BAD_BODIES], ids=[i for i, _, _ in BAD_BODIES])
+@pytest.mark.parametrize(
+    ("body", "field"), [(b, f) for _, b, f in BAD_BODIES], ids=[i for i, _, _ in BAD_BODIES]
+)
 def test_bad_claim_body_is_rejected_with_field_name(server: ServerProcess, body: Any, field: str) -> None:
     before = _snapshot(server)
     with server.client() as http:
@@ -53,7 +55,9 @@ def test_bad_claim_body_is_rejected_with_field_name(server: ServerProcess, body:
 def test_malformed_json_is_rejected(server: ServerProcess) -> None:
     before = _snapshot(server)
     with server.client() as http:
-        response = http.post("/v1/claims", content=b'{"gpus": 1,', headers={"Content-Type": "application/json"})
+        response = http.post(
+            "/v1/claims", content=b'{"gpus": 1,', headers={"Content-Type": "application/json"}
+        )
     assert response.status_code in (400, 422)
     assert "JSON" in response.json()["detail"]
     assert _snapshot(server) == before
@@ -67,7 +71,9 @@ def test_bad_state_filter_is_rejected(server: ServerProcess, state: str) -> None
     assert "state" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("name", ["", "Bad Name", "admin", "x" * 80, "-lead"], ids=["empty", "space", "admin", "long", "dash"])
+@pytest.mark.parametrize(
+    "name", ["", "Bad Name", "admin", "x" * 80, "-lead"], ids=["empty", "space", "admin", "long", "dash"]
+)
 def test_bad_tenant_name_is_rejected(server: ServerProcess, name: str) -> None:
     with server.client() as http:
         response = http.post("/v1/tenants", json={"name": name})

@@ -26,8 +26,15 @@ def test_devices_list_has_the_contract_fields(server: ServerProcess) -> None:
     devices = _devices(server)
     assert len(devices) == 8
     for device in devices.values():
-        for key in ("uuid", "node", "index", "model", "memory_total_bytes", "memory_allocated_bytes",
-                    "compute_allocated_percent"):
+        for key in (
+            "uuid",
+            "node",
+            "index",
+            "model",
+            "memory_total_bytes",
+            "memory_allocated_bytes",
+            "compute_allocated_percent",
+        ):
             assert key in device
         assert device["model"] == "H100-80GB"
         assert device["uuid"].startswith("GPU-")

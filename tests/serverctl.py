@@ -44,7 +44,16 @@ class ServerProcess:
 
     def start(self, timeout_s: float = 30.0) -> ServerProcess:
         db = self.db or str(self.home / "pool.db")
-        args = [sys.executable, "-m", "gpupool", "serve", "--simulate", self.simulate, "--port", str(self.port)]
+        args = [
+            sys.executable,
+            "-m",
+            "gpupool",
+            "serve",
+            "--simulate",
+            self.simulate,
+            "--port",
+            str(self.port),
+        ]
         args += ["--db", db, "--log-level", "warning", *self.extra_args]
         log = open(self.home / f"server-{self.port}.log", "ab")  # noqa: SIM115 - lives as long as the server
         self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)

@@ -24,9 +24,9 @@ def test_unreachable_server_is_one_clear_error() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
 
-    with Client(url="http://pool", token="t", transport=httpx.MockTransport(refuse)) as client:
-        with pytest.raises(ServerUnreachable, match="gpupool serve"):
-            client.devices()
+    transport = httpx.MockTransport(refuse)
+    with Client(url="http://pool", token="t", transport=transport) as client, pytest.raises(ServerUnreachable):
+        client.devices()
 
 
 def test_token_is_sent_as_bearer() -> None:

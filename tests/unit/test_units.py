@@ -48,7 +48,7 @@ def test_parse_size_accepts(text: str | int, expected: int) -> None:
     ],
 )
 def test_parse_size_rejects_with_field_name(value: object) -> None:
-    with pytest.raises(InvalidRequest, match="^memory: "):
+    with pytest.raises(InvalidRequest, match=r"^memory: "):
         parse_size(value)  # type: ignore[arg-type]
 
 
@@ -59,7 +59,7 @@ def test_parse_percent_accepts(value: str | int, expected: int) -> None:
 
 @pytest.mark.parametrize("value", [0, 101, -1, "abc", 2.5, True, "%"])
 def test_parse_percent_rejects(value: object) -> None:
-    with pytest.raises(InvalidRequest, match="^compute: "):
+    with pytest.raises(InvalidRequest, match=r"^compute: "):
         parse_percent(value)  # type: ignore[arg-type]
 
 

@@ -24,8 +24,8 @@ def test_unreachable_server_is_one_clear_error() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
 
-    transport = httpx.MockTransport(refuse)
-    with Client(url="http://pool", token="t", transport=transport) as client, pytest.raises(ServerUnreachable):
+    client = Client(url="http://pool", token="t", transport=httpx.MockTransport(refuse))
+    with client, pytest.raises(ServerUnreachable, match="gpupool serve"):
         client.devices()
 
 

@@ -34,3 +34,30 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """One private PostgreSQL server for the session (skipped where it cannot start)."""
+    from pgctl import start_postgres, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_db_counter = iter(range(1_000_000))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database URL on each store backend."""
+    if request.param == "sqlite":
+        return str(tmp_path / "pool.db")
+    server = request.getfixturevalue("postgres")
+    return server.create_database(f"gpupool_test_{next(_db_counter)}")  # type: ignore[attr-defined, no-any-return]

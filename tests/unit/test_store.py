@@ -1,8 +1,6 @@
-"""The store on its own: all-or-nothing binds, the invariant, restart reconciliation."""
+"""The store on its own, on SQLite and PostgreSQL: all-or-nothing binds, the invariant, restart."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
@@ -21,8 +19,8 @@ def _device(uuid: str, index: int = 0, memory: int = 80 * GiB) -> Device:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "pool.db")
+def store(db_url: str) -> Store:
+    s = Store(db_url)
     s.sync_devices([_device("GPU-a", 0), _device("GPU-b", 1)])
     return s
 
@@ -71,8 +69,8 @@ def test_release_by_another_owner_is_not_found_and_changes_nothing(store: Store)
     assert store.get_claim(claim.id).state == ClaimState.BOUND
 
 
-def test_restart_marks_bindings_on_vanished_devices(tmp_path: Path) -> None:
-    db = tmp_path / "pool.db"
+def test_restart_marks_bindings_on_vanished_devices(db_url: str) -> None:
+    db = db_url
     pool = PoolService(Store(db), SimulatedBackend("1x2xH100-80GB"), make_placer())
     pool.start()
     claim = pool.create_claim(Tenant("admin"), ClaimSpec(gpus=2))
@@ -90,8 +88,8 @@ def test_restart_marks_bindings_on_vanished_devices(tmp_path: Path) -> None:
     assert len(restarted.devices) == 1
 
 
-def test_restart_reloads_claims_and_allocations(tmp_path: Path) -> None:
-    db = tmp_path / "pool.db"
+def test_restart_reloads_claims_and_allocations(db_url: str) -> None:
+    db = db_url
     pool = PoolService(Store(db), SimulatedBackend("1x2xH100-80GB"), make_placer())
     pool.start()
     admin = Tenant("admin")

@@ -13,6 +13,9 @@ from gpupool.errors import InvalidRequest
 def database_url(path_or_url: str | Path) -> str:
     """`postgresql://...` and other URLs pass through; a plain path becomes a SQLite URL."""
     text = str(path_or_url)
+    if text.startswith(("postgresql://", "postgres://")):
+        # psycopg 3 is the driver gpupool ships with; SQLAlchemy would otherwise look for psycopg2.
+        return "postgresql+psycopg://" + text.split("://", 1)[1]
     if "://" in text:
         return text
     if not text.strip():

@@ -19,8 +19,14 @@ def test_two_servers_on_one_postgres_never_over_commit(postgres: object, tmp_pat
     try:
         log = ChurnLog()
         stop = threading.Event()
-        watchers = [threading.Thread(target=watch_invariant, args=(s, log, stop), daemon=True) for s in (first, second)]
-        churners = [threading.Thread(target=churn, args=(s, 25, 6.0, log, seed)) for seed, s in enumerate((first, second))]
+        watchers = [
+            threading.Thread(target=watch_invariant, args=(s, log, stop), daemon=True)
+            for s in (first, second)
+        ]
+        churners = [
+            threading.Thread(target=churn, args=(s, 25, 6.0, log, seed))
+            for seed, s in enumerate((first, second))
+        ]
         for thread in (*watchers, *churners):
             thread.start()
         for thread in churners:

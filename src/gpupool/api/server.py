@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import shutil
 import socket
 import sys
 from dataclasses import dataclass
@@ -12,8 +13,10 @@ from pathlib import Path
 import uvicorn
 from rich.console import Console
 
+from gpupool.agent import AgentOptions, NodeAgent
 from gpupool.api.app import create_app
 from gpupool.api.auth import resolve_admin_token
+from gpupool.api.routes.workloads import install_agent
 from gpupool.config import ClientConfig, data_dir, save_client_config
 from gpupool.devices import open_backend
 from gpupool.errors import InvalidRequest
@@ -32,6 +35,7 @@ class ServeOptions:
     db: str | None = None
     policy: str = "default"
     log_level: str = "info"
+    agent: AgentOptions | None = None  # node agent settings (leases, idle, watchdog, MPS)
 
 
 def build_pool(options: ServeOptions) -> PoolService:
@@ -48,7 +52,9 @@ def build_pool(options: ServeOptions) -> PoolService:
 
 def serve(options: ServeOptions) -> None:
     logging.basicConfig(
-        level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=options.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
     )
     _check_port_free(options.host, options.port)
     pool = build_pool(options)
@@ -58,7 +64,27 @@ def serve(options: ServeOptions) -> None:
     config_path = save_client_config(ClientConfig(url=url, token=admin_token))
     _banner(pool, url, token_file, config_path, options)
     app = create_app(pool, admin_token)
-    uvicorn.run(app, host=options.host, port=options.port, log_level="warning", access_log=False)
+    agent = NodeAgent(pool, options.agent).start()
+    install_agent(app, agent)
+    # Open dashboard streams never end by themselves: give them 2 s at shutdown, then close them.
+    uvicorn.run(
+        app,
+        host=options.host,
+        port=options.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
+    agent.shutdown()  # after uvicorn returns: stop detached workloads and MPS daemons
+
+
+def _command_name() -> str:
+    """`gpupool` when that is what the shell finds, else the path this one was started by."""
+    started_as = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    on_path = shutil.which("gpupool")
+    if started_as is None or started_as.name != "gpupool":
+        return "gpupool"
+    return "gpupool" if on_path and Path(on_path).resolve() == started_as else str(started_as)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -69,12 +95,16 @@ def _check_port_free(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise InvalidRequest(f"port: {host}:{port} is already in use (choose another with --port)") from None
+                raise InvalidRequest(
+                    f"port: {host}:{port} is already in use (choose another with --port)"
+                ) from None
             raise InvalidRequest(f"host: cannot listen on {host}:{port} ({exc.strerror})") from None
 
 
-def _banner(pool: PoolService, url: str, token_file: Path | None, config_path: Path, options: ServeOptions) -> None:
-    console = Console(stderr=True)
+def _banner(
+    pool: PoolService, url: str, token_file: Path | None, config_path: Path, options: ServeOptions
+) -> None:
+    console = Console(stderr=True, soft_wrap=True)
     devices = pool.devices
     nodes = len({d.node for d in devices})
     models = sorted({d.model for d in devices})
@@ -90,6 +120,6 @@ def _banner(pool: PoolService, url: str, token_file: Path | None, config_path: P
     else:
         console.print("  Admin token from GPUPOOL_ADMIN_TOKEN")
     console.print(f"  Client config for this user: {config_path}")
-    console.print("  Try, in another terminal:  [bold]gpupool claim --memory 10GiB --compute 25[/]")
+    console.print(f"  Try, in another terminal:  [bold]{_command_name()} claim --memory 10GiB --compute 25[/]")
     if options.host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"  [yellow]listening on {options.host}: reachable from other machines[/]")

@@ -8,6 +8,8 @@ bash scripts/setup.sh --dev
 # System services the tests start for real (each test skips with a reason where one is missing).
 need_apt=()
 compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || need_apt+=(postgresql)
+# Debian's chromium for the dashboard's browser test (never `playwright install`).
+[[ -x /usr/bin/chromium ]] || need_apt+=(chromium)
 if (( ${#need_apt[@]} )) && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     echo "test: installing ${need_apt[*]} with apt-get" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

@@ -1,15 +1,15 @@
 """The one exception tree of gpupool; every foreign error is translated at the boundary.
 
-    GpupoolError
-    ├── InvalidRequest          bad input from a user (HTTP 400/422, CLI exit 2)
-    ├── NotFound                unknown claim, tenant or device (HTTP 404)
-    ├── Unauthorized            missing or wrong token (HTTP 401)
-    ├── Forbidden               a token that may not do this (HTTP 403)
-    ├── Conflict                state does not allow it, e.g. duplicate tenant (HTTP 409)
-    ├── CapacityError           placement would over-commit a device (never reaches users as 5xx)
-    ├── DeviceBackendError      a device backend cannot be used
-    │   └── NvmlUnavailable     NVML library or driver missing (carries a hint)
-    └── ServerUnreachable       the SDK cannot reach the API server
+GpupoolError
+├── InvalidRequest          bad input from a user (HTTP 400/422, CLI exit 2)
+├── NotFound                unknown claim, tenant or device (HTTP 404)
+├── Unauthorized            missing or wrong token (HTTP 401)
+├── Forbidden               a token that may not do this (HTTP 403)
+├── Conflict                state does not allow it, e.g. duplicate tenant (HTTP 409)
+├── CapacityError           placement would over-commit a device (never reaches users as 5xx)
+├── DeviceBackendError      a device backend cannot be used
+│   └── NvmlUnavailable     NVML library or driver missing (carries a hint)
+└── ServerUnreachable       the SDK cannot reach the API server
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gpupool import __version__
+from gpupool.api import management
 from gpupool.api.auth import Authenticator
 from gpupool.api.routes import claims, devices, events, health, tenants
 from gpupool.errors import GpupoolError
@@ -24,7 +25,9 @@ log = logging.getLogger("gpupool.api")
 SCHEDULE_INTERVAL_S = 1.0
 
 
-def create_app(pool: PoolService, admin_token: str, schedule_interval_s: float = SCHEDULE_INTERVAL_S) -> FastAPI:
+def create_app(
+    pool: PoolService, admin_token: str, schedule_interval_s: float = SCHEDULE_INTERVAL_S
+) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # A periodic pass binds claims freed by other processes sharing the store.
@@ -46,6 +49,7 @@ def create_app(pool: PoolService, admin_token: str, schedule_interval_s: float =
     app.state.auth = Authenticator(pool.store, admin_token)
     for module in (health, devices, claims, events, tenants):
         app.include_router(module.router)
+    management.install(app, pool)  # /metrics, dashboard, stream, quotas
     _install_error_handlers(app)
     return app
 

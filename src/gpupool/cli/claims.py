@@ -17,12 +17,18 @@ from gpupool.model.wire import ClaimPublic
 def claim(
     gpus: Annotated[int, typer.Option("--gpus", "-n", min=1, help="number of vGPUs (all on one node)")] = 1,
     memory: Annotated[str | None, typer.Option("--memory", "-m", help="memory per vGPU, e.g. 10GiB")] = None,
-    compute: Annotated[str | None, typer.Option("--compute", "-c", help="compute share per vGPU, 1..100 (%)")] = None,
+    compute: Annotated[
+        str | None, typer.Option("--compute", "-c", help="compute share per vGPU, 1..100 (%)")
+    ] = None,
     model: Annotated[str | None, typer.Option("--model", help="device model pattern, e.g. 'H100*'")] = None,
     priority: Annotated[int, typer.Option("--priority", help="higher binds first")] = 0,
-    preemptible: Annotated[bool, typer.Option("--preemptible", help="may be evicted for in-quota work")] = False,
+    preemptible: Annotated[
+        bool, typer.Option("--preemptible", help="may be evicted for in-quota work")
+    ] = False,
     label: Annotated[list[str] | None, typer.Option("--label", "-l", help="KEY=VALUE, repeatable")] = None,
-    env: Annotated[bool, typer.Option("--env", help="print `export` lines for the launch environment")] = False,
+    env: Annotated[
+        bool, typer.Option("--env", help="print `export` lines for the launch environment")
+    ] = False,
     url: UrlOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
@@ -66,7 +72,9 @@ def release(
 
 
 def ps(
-    all_states: Annotated[bool, typer.Option("--all", "-a", help="include released and ended claims")] = False,
+    all_states: Annotated[
+        bool, typer.Option("--all", "-a", help="include released and ended claims")
+    ] = False,
     url: UrlOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
@@ -102,7 +110,9 @@ def _state_text(item: ClaimPublic) -> str:
 
 
 def _print_claim(item: ClaimPublic) -> None:
-    console.print(f"claim [bold]{item.id}[/] {_state_text(item)}" + (f": {item.reason}" if item.reason else ""))
+    console.print(
+        f"claim [bold]{item.id}[/] {_state_text(item)}" + (f": {item.reason}" if item.reason else "")
+    )
     for binding in item.bindings:
         console.print(
             f"  {binding.node}/{binding.device_index} {binding.device_uuid} "

@@ -9,7 +9,9 @@ import typer
 from gpupool.client import Client
 
 UrlOpt = Annotated[str | None, typer.Option("--url", envvar="GPUPOOL_URL", help="gpupool server URL")]
-TokenOpt = Annotated[str | None, typer.Option("--token", envvar="GPUPOOL_TOKEN", help="bearer token", show_default=False)]
+TokenOpt = Annotated[
+    str | None, typer.Option("--token", envvar="GPUPOOL_TOKEN", help="bearer token", show_default=False)
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable JSON output")]
 
 

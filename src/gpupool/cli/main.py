@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 
 from gpupool import __version__
-from gpupool.cli import claims, inventory, tenants
+from gpupool.cli import claims, inventory, run, tenants, top, workloads
 from gpupool.cli.output import EXIT_USAGE
+from gpupool.cli.serve_agent import (
+    IdleTimeoutOpt,
+    LeaseTtlOpt,
+    MigReconfigOpt,
+    MpsControlOpt,
+    MpsOpt,
+    StateDirOpt,
+    TelemetryIntervalOpt,
+    WatchdogGraceOpt,
+    WatchdogOpt,
+    agent_options,
+)
 from gpupool.errors import GpupoolError
 
 app = typer.Typer(
@@ -46,12 +59,26 @@ def serve(
     db: Annotated[str | None, typer.Option("--db", help="SQLite path or SQLAlchemy URL")] = None,
     policy: Annotated[str, typer.Option("--policy", help="scheduler policy")] = "default",
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    lease_ttl: LeaseTtlOpt = 30.0,
+    idle_timeout: IdleTimeoutOpt = None,
+    watchdog: WatchdogOpt = "kill",
+    watchdog_grace: WatchdogGraceOpt = 10.0,
+    telemetry_interval: TelemetryIntervalOpt = 2.0,
+    mps: MpsOpt = "auto",
+    mps_control: MpsControlOpt = "nvidia-cuda-mps-control",
+    state_dir: StateDirOpt = None,
+    allow_mig_reconfig: MigReconfigOpt = False,
 ) -> None:
-    """Run the pool: API, scheduler and store (a simulated pool when no GPU is found)."""
+    """Run the pool: API, scheduler, store and node agent (a simulated pool when no GPU is found)."""
     from gpupool.api.server import ServeOptions
     from gpupool.api.server import serve as run_server
 
-    run_server(ServeOptions(simulate=simulate, host=host, port=port, db=db, policy=policy, log_level=log_level))
+    agent = agent_options(
+        lease_ttl, idle_timeout, watchdog, watchdog_grace, telemetry_interval, mps, mps_control, state_dir,
+        allow_mig_reconfig,
+    )  # fmt: skip
+    options = ServeOptions(simulate=simulate, host=host, port=port, db=db, policy=policy, log_level=log_level)
+    run_server(replace(options, agent=agent))
 
 
 app.command()(claims.claim)
@@ -59,7 +86,12 @@ app.command()(claims.release)
 app.command()(claims.ps)
 app.command()(inventory.devices)
 app.command()(inventory.events)
+app.command()(top.top)
 app.add_typer(tenants.app, name="tenants")
+app.command(context_settings={"allow_interspersed_args": False})(run.run)
+app.command()(workloads.logs)
+app.command()(workloads.stop)
+app.command("idle-timeout")(workloads.idle_timeout)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from gpupool.config import load_client_config
 from gpupool.errors import ERRORS_BY_STATUS, GpupoolError, ServerUnreachable
+from gpupool.model.overview import Overview
 from gpupool.model.wire import (
     ClaimList,
     ClaimPublic,
@@ -24,6 +25,13 @@ from gpupool.model.wire import (
     TenantCreated,
     TenantList,
     TenantPublic,
+)
+from gpupool.model.workload_wire import (
+    IdleTimeoutPublic,
+    LeasePublic,
+    WorkloadList,
+    WorkloadLogs,
+    WorkloadPublic,
 )
 
 T = TypeVar("T", bound=BaseModel)
@@ -104,6 +112,52 @@ class Client:
 
     def tenants(self) -> list[TenantPublic]:
         return self._call("GET", "/v1/tenants", TenantList).items
+
+    def overview(self, history: bool = False) -> Overview:
+        """The dashboard's snapshot: devices, queue, tenants and recent events (for `gpupool top`)."""
+        return self._call("GET", "/v1/overview", Overview, params={"history": history})
+
+    # ------------------------------------------------- workloads and leases
+    def renew_lease(self, claim_id: str) -> LeasePublic:
+        """Heartbeat: keep the claim for another server lease TTL; says if it is still active."""
+        return self._call("PUT", f"/v1/claims/{claim_id}/lease", LeasePublic)
+
+    def create_workload(
+        self,
+        claim_id: str,
+        command: list[str],
+        detach: bool = False,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> WorkloadPublic:
+        """Register (attached) or start (detach=True) a workload for a bound claim."""
+        body = {"claim_id": claim_id, "command": command, "detach": detach, "cwd": cwd, "env": env or {}}
+        return self._call("POST", "/v1/workloads", WorkloadPublic, json=body)
+
+    def update_workload(
+        self, claim_id: str, pid: int | None = None, exit_code: int | None = None
+    ) -> WorkloadPublic:
+        body = {k: v for k, v in (("pid", pid), ("exit_code", exit_code)) if v is not None}
+        return self._call("PATCH", f"/v1/workloads/{claim_id}", WorkloadPublic, json=body)
+
+    def workloads(self) -> list[WorkloadPublic]:
+        return self._call("GET", "/v1/workloads", WorkloadList).items
+
+    def workload(self, claim_id: str) -> WorkloadPublic:
+        return self._call("GET", f"/v1/workloads/{claim_id}", WorkloadPublic)
+
+    def workload_logs(self, claim_id: str, offset: int = 0) -> WorkloadLogs:
+        return self._call("GET", f"/v1/workloads/{claim_id}/logs", WorkloadLogs, params={"offset": offset})
+
+    def stop_workload(self, claim_id: str) -> WorkloadPublic:
+        return self._call("DELETE", f"/v1/workloads/{claim_id}", WorkloadPublic)
+
+    def set_idle_timeout(self, tenant: str, seconds: float | None) -> IdleTimeoutPublic:
+        path = f"/v1/tenants/{tenant}/idle-timeout"
+        return self._call("PUT", path, IdleTimeoutPublic, json={"seconds": seconds})
+
+    def idle_timeout(self, tenant: str) -> IdleTimeoutPublic:
+        return self._call("GET", f"/v1/tenants/{tenant}/idle-timeout", IdleTimeoutPublic)
 
     # --------------------------------------------------------------- plumbing
     def _call(self, method: str, path: str, schema: type[T], **kwargs: Any) -> T:

@@ -85,6 +85,7 @@ class ClaimPublic(BaseModel):
     bindings: list[BindingPublic]
     env: dict[str, str]
     queue_position: int | None = None
+    quota_reason: str | None = Field(None, description="the quota that holds a pending claim back")
     created_at: float
     updated_at: float
     bound_at: float | None = None

@@ -1,18 +1,55 @@
-"""Placement policies behind one `Placer` contract; `make_placer(name)` picks one by name."""
+"""Placement policies behind one `Placer` contract; `make_placer(name)` picks one by name.
+
+The framework (filter -> score -> pick -> Statement) lives in `framework`, plugins in `plugins/`,
+policies as data in `profiles`; `live` adapts it to the pool and `gpupool.sim` replays traces
+through the very same `Scheduler`.
+"""
 
 from gpupool.errors import InvalidRequest
+from gpupool.scheduler.cluster import Allocation, Cluster
 from gpupool.scheduler.contract import DeviceLoad, PlacementResult, Placer
 from gpupool.scheduler.firstfit import FirstFitPlacer
+from gpupool.scheduler.framework import Decision, PluginContext, Scheduler
+from gpupool.scheduler.live import FrameworkPlacer
+from gpupool.scheduler.profiles import ALIASES, DEFAULT_POLICY, PROFILES, Profile, build_scheduler
+from gpupool.scheduler.request import Request
+from gpupool.scheduler.status import Code, Status
 
-DEFAULT_POLICY = "firstfit"
+FIRSTFIT = "firstfit"
+
+
+def policy_names() -> list[str]:
+    """Every name `make_placer` accepts."""
+    return sorted([*PROFILES, *ALIASES, FIRSTFIT])
 
 
 def make_placer(policy: str = DEFAULT_POLICY) -> Placer:
-    """Build the placer for a policy name (`default` names the default policy)."""
-    name = DEFAULT_POLICY if policy == "default" else policy
-    if name == "firstfit":
+    """Build the placer for a policy name (`default` names our policy, `ours`)."""
+    if policy == FIRSTFIT:
         return FirstFitPlacer()
-    raise InvalidRequest(f"policy: unknown policy {policy!r} (known: firstfit)")
+    if policy not in PROFILES and policy not in ALIASES:
+        raise InvalidRequest(f"policy: unknown policy {policy!r} (known: {', '.join(policy_names())})")
+    return FrameworkPlacer(policy)
 
 
-__all__ = ["DEFAULT_POLICY", "DeviceLoad", "PlacementResult", "Placer", "make_placer"]
+__all__ = [
+    "ALIASES",
+    "DEFAULT_POLICY",
+    "PROFILES",
+    "Allocation",
+    "Cluster",
+    "Code",
+    "Decision",
+    "DeviceLoad",
+    "FrameworkPlacer",
+    "PlacementResult",
+    "Placer",
+    "PluginContext",
+    "Profile",
+    "Request",
+    "Scheduler",
+    "Status",
+    "build_scheduler",
+    "make_placer",
+    "policy_names",
+]

@@ -155,11 +155,12 @@ class Cluster:
     def fitting_slots(self, request: Request, node: int) -> NDArray[np.bool_]:
         """Bool per slot of `node`: can this GPU hold one vGPU of the request."""
         milli, memory = self.slot_demand(request, node)
-        return (
+        fits: NDArray[np.bool_] = (
             (self.gpu_free_milli[node] >= milli)
             & (self.gpu_mem_free_bytes[node] >= memory)
             & (self.gpu_total_milli[node] > 0)
         )
+        return fits
 
     def allocate(self, request: Request, node: int, gpus: tuple[int, ...]) -> Allocation:
         """Take the request's resources on `node` and `gpus`; CapacityError if it would over-commit."""
@@ -181,7 +182,9 @@ class Cluster:
     def release(self, allocation: Allocation) -> None:
         """Give back exactly what `allocate` took."""
         node = allocation.node
-        for slot, milli, memory in zip(allocation.gpus, allocation.gpu_milli, allocation.gpu_memory, strict=True):
+        for slot, milli, memory in zip(
+            allocation.gpus, allocation.gpu_milli, allocation.gpu_memory, strict=True
+        ):
             if (
                 self.gpu_free_milli[node, slot] + milli > self.gpu_total_milli[node, slot]
                 or self.gpu_mem_free_bytes[node, slot] + memory > self.gpu_mem_total_bytes[node, slot]
@@ -193,7 +196,9 @@ class Cluster:
         node = allocation.node
         self.cpu_free_milli[node] += sign * allocation.cpu_milli
         self.mem_free[node] += sign * allocation.memory
-        for slot, milli, memory in zip(allocation.gpus, allocation.gpu_milli, allocation.gpu_memory, strict=True):
+        for slot, milli, memory in zip(
+            allocation.gpus, allocation.gpu_milli, allocation.gpu_memory, strict=True
+        ):
             self.gpu_free_milli[node, slot] += sign * milli
             self.gpu_mem_free_bytes[node, slot] += sign * memory
         if allocation.kind >= 0:

@@ -34,9 +34,7 @@ class TargetWorkload:
 
     def allowed(self, cluster: Cluster) -> NDArray[np.bool_]:
         """(shapes, models) bool: may shape m run on model v of this cluster's vocabulary."""
-        rows = [
-            cluster.model_mask(Request(models=shape[3], model_pattern=shape[4])) for shape in self.shapes
-        ]
+        rows = [cluster.model_mask(Request(models=shape[3], model_pattern=shape[4])) for shape in self.shapes]
         return np.asarray(rows, dtype=np.bool_).reshape(len(self.shapes), len(cluster.models))
 
     @classmethod
@@ -133,4 +131,6 @@ class OnlineWorkload:
 
 def node_frag(cluster: Cluster, resolved: ResolvedWorkload, nodes: NDArray[np.intp]) -> NDArray[np.float64]:
     """F_n(M) in milli-GPU of the given nodes as they are now."""
-    return resolved.frag(cluster.gpu_free_milli[nodes], cluster.cpu_free_milli[nodes], cluster.model_id[nodes])
+    return resolved.frag(
+        cluster.gpu_free_milli[nodes], cluster.cpu_free_milli[nodes], cluster.model_id[nodes]
+    )

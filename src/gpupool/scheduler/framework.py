@@ -27,7 +27,9 @@ CycleState = dict[str, Any]  # per-decision scratch space shared by the plugins 
 class FilterPlugin(Protocol):
     NAME: str
 
-    def filter(self, request: Request, cluster: Cluster, cycle: CycleState) -> tuple[NDArray[np.bool_], Status]:
+    def filter(
+        self, request: Request, cluster: Cluster, cycle: CycleState
+    ) -> tuple[NDArray[np.bool_], Status]:
         """Bool per node: can the request run there; a non-success Status explains an all-false mask."""
         ...
 
@@ -102,7 +104,9 @@ class Scheduler:
             mask = result if mask is None else mask & result
             if not status.ok or not mask.any():
                 if status.ok:
-                    status = unschedulable(f"no node passes {plugin.NAME} after the earlier filters", plugin.NAME)
+                    status = unschedulable(
+                        f"no node passes {plugin.NAME} after the earlier filters", plugin.NAME
+                    )
                 return Decision(status)
         nodes = np.flatnonzero(mask) if mask is not None else np.arange(cluster.size)
         if nodes.size == 0:
@@ -110,8 +114,8 @@ class Scheduler:
         best = 0
         if nodes.size > 1 and self.scores:
             total: NDArray[np.float64] | None = None
-            for plugin, weight in self.scores:
-                part = plugin.score(request, cluster, nodes, cycle) * weight
+            for scorer, weight in self.scores:
+                part = scorer.score(request, cluster, nodes, cycle) * weight
                 total = part if total is None else total + part
             assert total is not None
             best = int(np.argmax(total))

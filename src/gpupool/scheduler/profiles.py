@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpupool.errors import InvalidRequest
-from gpupool.scheduler.framework import FilterPlugin, GpuPicker, Observer, PluginContext, Scheduler, ScorePlugin
+from gpupool.scheduler.framework import (
+    FilterPlugin,
+    GpuPicker,
+    Observer,
+    PluginContext,
+    Scheduler,
+    ScorePlugin,
+)
 from gpupool.scheduler.registry import DEFAULT_REGISTRY, Registry
 
 
@@ -58,12 +65,20 @@ PROFILES: dict[str, Profile] = {
         _paper("gpu-clustering", "group claims of the same kind on nodes", "best"),
         _paper("gpu-packing", "shared GPUs, then free GPUs of used nodes, then free nodes", "best"),
         _paper("bestfit", "least weighted CPU+GPU leftover", "best"),
-        _paper("fgd", "fragmentation gradient descent; trace workload offline, learned online live", "fgd",
-               workload="trace"),
+        _paper(
+            "fgd",
+            "fragmentation gradient descent; trace workload offline, learned online live",
+            "fgd",
+            workload="trace",
+        ),
         Profile("binpack", "fullest node first, tightest GPU", (PluginRef("binpack"),), PluginRef("best")),
         Profile("spread", "emptiest node first", (PluginRef("spread"),), PluginRef("first")),
-        Profile("load-aware", "least busy GPUs by sampled utilization", (PluginRef("load-aware"),),
-                PluginRef("load-aware")),
+        Profile(
+            "load-aware",
+            "least busy GPUs by sampled utilization",
+            (PluginRef("load-aware"),),
+            PluginRef("load-aware"),
+        ),
         OURS_PROFILE,
     )
 }

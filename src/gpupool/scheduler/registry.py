@@ -6,8 +6,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from gpupool.scheduler.framework import Factory, PluginContext
-from gpupool.scheduler.plugins import binpack, bestfit, clustering, dotprod, fgd, fit, load_aware, packing, pickers
-from gpupool.scheduler.plugins import ours, random_score
+from gpupool.scheduler.plugins import (
+    bestfit,
+    binpack,
+    clustering,
+    dotprod,
+    fgd,
+    fit,
+    load_aware,
+    ours,
+    packing,
+    pickers,
+    random_score,
+)
 from gpupool.scheduler.plugins.fragmodel import FragModel
 
 
@@ -39,7 +50,9 @@ def frag_model(args: Mapping[str, Any], context: PluginContext) -> FragModel:
     """Offline target workload when the profile asks for the trace's and one is given; else online."""
     if args.get("workload", "online") == "trace" and context.workload is not None:
         return FragModel(fixed=context.workload)
-    return FragModel(half_life=float(args.get("half_life", 0.0)), refresh_every=int(args.get("refresh_every", 256)))
+    return FragModel(
+        half_life=float(args.get("half_life", 0.0)), refresh_every=int(args.get("refresh_every", 256))
+    )
 
 
 DEFAULT_REGISTRY = Registry(

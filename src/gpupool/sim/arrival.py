@@ -10,7 +10,9 @@ from gpupool.sim.trace import PodTable
 INFLATION = 1.3
 
 
-def arrival_order(pods: PodTable, capacity_gpu_milli: int, seed: int, ratio: float = INFLATION) -> NDArray[np.intp]:
+def arrival_order(
+    pods: PodTable, capacity_gpu_milli: int, seed: int, ratio: float = INFLATION
+) -> NDArray[np.intp]:
     """Pod indices in submission order.
 
     Shuffle all pods; below `ratio` x capacity append uniform resamples and stop at the first one

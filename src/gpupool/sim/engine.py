@@ -34,7 +34,9 @@ def typical_workload(pods: PodTable) -> TargetWorkload:
     return TargetWorkload.typical([pods.shape(index) for index in range(len(pods))])
 
 
-def replay(nodes: NodeTable, pods: PodTable, policy: str, seed: int, workload: TargetWorkload | None = None) -> RunResult:
+def replay(
+    nodes: NodeTable, pods: PodTable, policy: str, seed: int, workload: TargetWorkload | None = None
+) -> RunResult:
     """Schedule the seeded arrival stream one pod at a time, no departures, failed pods skipped."""
     started = time.perf_counter()
     target = workload or typical_workload(pods)
@@ -54,7 +56,7 @@ def replay(nodes: NodeTable, pods: PodTable, policy: str, seed: int, workload: T
     for step, index in enumerate(order):
         request = requests[index]
         tick = clock()
-        decision, allocation = scheduler.schedule(request, cluster)
+        _, allocation = scheduler.schedule(request, cluster)
         decision_ms[step] = (clock() - tick) / 1e6
         arrived_milli += request.total_gpu_milli
         if allocation is None:

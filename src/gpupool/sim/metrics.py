@@ -28,7 +28,9 @@ class FragTracker:
         cluster = self.cluster
 
         def compute(reps: NDArray[np.intp]) -> NDArray[np.float64]:
-            return self.resolved.frag(cluster.gpu_free_milli[reps], cluster.cpu_free_milli[reps], cluster.model_id[reps])
+            return self.resolved.frag(
+                cluster.gpu_free_milli[reps], cluster.cpu_free_milli[reps], cluster.model_id[reps]
+            )
 
         return self.table.lookup("frag", cluster, nodes, 0, compute)
 
@@ -53,10 +55,14 @@ class Curves:
 
 
 def bucketize(
-    arrived_milli: NDArray[np.int64], used_milli: NDArray[np.int64], frag_milli: NDArray[np.float64],
+    arrived_milli: NDArray[np.int64],
+    used_milli: NDArray[np.int64],
+    frag_milli: NDArray[np.float64],
     capacity_milli: int,
 ) -> Curves:
-    """Mean of the per-pod samples whose round(arrived %) is x; an empty x takes x-1 (else x+1)."""
+    """Mean of the per-pod samples whose round(arrived %) is x; an empty x takes x-1 (else x+1).
+
+    Percent values; arrived beyond 130 % is dropped."""
     x = np.rint(arrived_milli / capacity_milli * 100).astype(np.int64)
     keep = x < BUCKETS
     x = x[keep]
@@ -65,7 +71,7 @@ def bucketize(
     rate = np.where(idle > 0, frag_milli[keep] / np.maximum(idle, 1), 0.0)
     columns = []
     for values in (used_milli[keep] / capacity_milli, frag_milli[keep] / capacity_milli, rate):
-        sums = np.bincount(x, weights=values, minlength=BUCKETS)
+        sums: NDArray[np.float64] = np.bincount(x, weights=values, minlength=BUCKETS).astype(np.float64)
         columns.append(_fill(sums, counts) * 100.0)
     return Curves(*columns)
 
@@ -73,8 +79,15 @@ def bucketize(
 def _fill(sums: NDArray[np.float64], counts: NDArray[np.float64]) -> NDArray[np.float64]:
     means = np.divide(sums, counts, out=np.full_like(sums, np.nan), where=counts > 0)
     filled = means.copy()
-    for index in np.flatnonzero(counts == 0):
+    for index in (int(i) for i in np.flatnonzero(counts == 0)):
         below = means[index - 1] if index > 0 else np.nan
         above = means[index + 1] if index + 1 < means.size else np.nan
         filled[index] = below if not np.isnan(below) else above
+    # wider gaps (only in tiny traces) carry the nearest earlier value, else the next one
+    for index in range(1, filled.size):
+        if np.isnan(filled[index]):
+            filled[index] = filled[index - 1]
+    for index in range(filled.size - 2, -1, -1):
+        if np.isnan(filled[index]):
+            filled[index] = filled[index + 1]
     return filled

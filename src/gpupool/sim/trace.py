@@ -91,7 +91,9 @@ def read_nodes(path: Path) -> NodeTable:
         cpu_milli=[_int(row["cpu_milli"]) for row in rows],
         memory_mib=[_int(row["memory_mib"]) for row in rows],
         gpus=[_int(row["gpu"]) for row in rows],
-        models=[(row["model"] or "").strip() if (row["model"] or "").strip() != "nan" else "" for row in rows],
+        models=[
+            (row["model"] or "").strip() if (row["model"] or "").strip() != "nan" else "" for row in rows
+        ],
     )
 
 

@@ -19,5 +19,9 @@ def create_tenant(body: TenantCreate, pool: PoolDep, auth: AuthDep, tenant: Tena
 
 @router.get("", response_model=TenantList)
 def list_tenants(pool: PoolDep, tenant: TenantDep) -> TenantList:
-    tenants = pool.store.list_tenants() if tenant.is_admin else [t for t in pool.store.list_tenants() if t.name == tenant.name]
+    tenants = (
+        pool.store.list_tenants()
+        if tenant.is_admin
+        else [t for t in pool.store.list_tenants() if t.name == tenant.name]
+    )
     return TenantList(items=[TenantPublic(name=t.name, created_at=t.created_at) for t in tenants])

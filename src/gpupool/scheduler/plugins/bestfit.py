@@ -7,7 +7,13 @@ from numpy.typing import NDArray
 
 from gpupool.scheduler.cluster import Cluster
 from gpupool.scheduler.framework import CycleState
-from gpupool.scheduler.plugins.common import MAX_NODE_SCORE, MAX_SPEC_CPU_MILLI, MAX_SPEC_GPU_MILLI, gpu_left_milli, trunc
+from gpupool.scheduler.plugins.common import (
+    MAX_NODE_SCORE,
+    MAX_SPEC_CPU_MILLI,
+    MAX_SPEC_GPU_MILLI,
+    gpu_left_milli,
+    trunc,
+)
 from gpupool.scheduler.request import Request
 
 NAME = "bestfit"
@@ -18,7 +24,8 @@ def normalize(scores: NDArray[np.float64]) -> NDArray[np.float64]:
     low, high = scores.min(), scores.max()
     if high == low:
         return np.zeros_like(scores)
-    return np.floor((scores - low) * MAX_NODE_SCORE / (high - low))
+    scaled: NDArray[np.float64] = np.floor((scores - low) * MAX_NODE_SCORE / (high - low))
+    return scaled
 
 
 class BestFitScore:

@@ -27,6 +27,8 @@ class GpuClusteringScore:
         hosted = cluster.kind_counts[nodes] > 0
         kinds = hosted.sum(axis=1)
         own = hosted[:, min(request.kind, KIND_SLOTS - 1)]
-        bonus = np.where(own, np.where(kinds == 1, 3 * QUARTER, 2 * QUARTER), np.where(kinds == 0, QUARTER, 0))
+        bonus = np.where(
+            own, np.where(kinds == 1, 3 * QUARTER, 2 * QUARTER), np.where(kinds == 0, QUARTER, 0)
+        )
         result: NDArray[np.float64] = (base + bonus).astype(np.float64)
         return result

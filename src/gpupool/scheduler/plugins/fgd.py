@@ -19,14 +19,14 @@ from gpupool.scheduler.request import Request
 NAME = "fgd"
 
 
-def points(before: NDArray[np.float64], after: NDArray[np.float64]) -> NDArray[np.float64]:
+def points(
+    before: NDArray[np.float64], after: NDArray[np.float64], resolution: float = MAX_NODE_SCORE
+) -> NDArray[np.float64]:
     """FGD's integer score of a move from fragmentation `before` to `after` (milli-GPU)."""
-    return np.floor(MAX_NODE_SCORE / (1.0 + np.exp((after - before) / 1000.0)))
+    return np.floor(resolution / (1.0 + np.exp((after - before) / 1000.0)))
 
 
-def after_placing(
-    request: Request, free: NDArray[np.int64]
-) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+def after_placing(request: Request, free: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
     """Hypothetical free milli after placing the request: (B, options, slots) and which options fit.
 
     A share of one GPU has one option per slot; whole GPUs take the first fitting slots (one option).
@@ -44,8 +44,12 @@ def after_placing(
 
 
 def option_points(
-    request: Request, resolved: ResolvedWorkload, free: NDArray[np.int64], cpu: NDArray[np.int64],
+    request: Request,
+    resolved: ResolvedWorkload,
+    free: NDArray[np.int64],
+    cpu: NDArray[np.int64],
     model: NDArray[np.int64],
+    resolution: float = MAX_NODE_SCORE,
 ) -> NDArray[np.float64]:
     """FGD points per (node state, option); -inf where the option does not fit."""
     before = resolved.frag(free, cpu, model)
@@ -56,13 +60,16 @@ def option_points(
         np.repeat(cpu - request.cpu_milli, count),
         np.repeat(model, count),
     ).reshape(batch, count)
-    return np.where(valid, points(before[:, None], after), -np.inf)
+    return np.where(valid, points(before[:, None], after, resolution), -np.inf)
 
 
 class FgdScore:
     """Scores nodes and picks the GPU by the same fragmentation delta."""
 
     NAME = NAME
+
+    resolution: float = MAX_NODE_SCORE
+    tight_gpu = False  # among equally good GPUs take the one with least milli free (else lowest index)
 
     def __init__(self, model: FragModel) -> None:
         self.model = model
@@ -80,7 +87,12 @@ class FgdScore:
 
         def compute(reps: NDArray[np.intp]) -> NDArray[np.float64]:
             table = option_points(
-                request, resolved, cluster.gpu_free_milli[reps], cluster.cpu_free_milli[reps], cluster.model_id[reps]
+                request,
+                resolved,
+                cluster.gpu_free_milli[reps],
+                cluster.cpu_free_milli[reps],
+                cluster.model_id[reps],
+                self.resolution,
             )
             result: NDArray[np.float64] = table.max(axis=1)
             return result
@@ -94,8 +106,12 @@ class FgdScore:
         if resolved is None or request.gpus != 1 or request.whole:
             return gang(request, cluster, node, np.arange(slots))
         at = np.asarray([node])
+        free = cluster.gpu_free_milli[at]
         table = option_points(
-            request, resolved, cluster.gpu_free_milli[at], cluster.cpu_free_milli[at], cluster.model_id[at]
+            request, resolved, free, cluster.cpu_free_milli[at], cluster.model_id[at], self.resolution
         )[0]
         table = np.where(cluster.fitting_slots(request, node), table, -np.inf)
+        if self.tight_gpu:
+            best = np.flatnonzero(table == table.max())
+            return (int(best[np.argmin(free[0, best])]),)
         return (int(np.argmax(table)),)

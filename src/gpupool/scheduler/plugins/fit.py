@@ -27,7 +27,9 @@ class GpuFit:
 
     NAME = GPU_FIT
 
-    def filter(self, request: Request, cluster: Cluster, cycle: CycleState) -> tuple[NDArray[np.bool_], Status]:
+    def filter(
+        self, request: Request, cluster: Cluster, cycle: CycleState
+    ) -> tuple[NDArray[np.bool_], Status]:
         model_ok = cluster.model_mask(request)[cluster.model_id]
         if request.gpus == 0:
             return model_ok, SUCCESS
@@ -56,7 +58,9 @@ class NodeFit:
 
     NAME = NODE_FIT
 
-    def filter(self, request: Request, cluster: Cluster, cycle: CycleState) -> tuple[NDArray[np.bool_], Status]:
+    def filter(
+        self, request: Request, cluster: Cluster, cycle: CycleState
+    ) -> tuple[NDArray[np.bool_], Status]:
         if request.cpu_milli == 0 and request.memory == 0:
             return np.ones(cluster.size, dtype=np.bool_), SUCCESS
         mask = (cluster.cpu_free_milli >= request.cpu_milli) & (cluster.mem_free >= request.memory)

@@ -1,8 +1,9 @@
 """The target workload a fragmentation score measures against, and caches keyed by node state.
 
 Offline (simulator, as the FGD paper): the trace's typical pods, fixed. Online (live pool, ours):
-a decaying histogram of arrived claims, re-read every `refresh_every` arrivals (and at arrivals
-1, 2, 4, 8, ... while it is young). Every refresh empties the caches.
+a decaying histogram of arrived claims, first read after `warmup` arrivals (no fragmentation
+score before: the tie-break alone decides), then re-read every `refresh_every` arrivals (and at
+powers of two while young). Every refresh empties the caches.
 """
 
 from __future__ import annotations
@@ -22,11 +23,16 @@ class FragModel:
     """Holds the target workload (fixed or learned online) resolved for the current cluster."""
 
     def __init__(
-        self, fixed: TargetWorkload | None = None, half_life: float = 0.0, refresh_every: int = 256
+        self,
+        fixed: TargetWorkload | None = None,
+        half_life: float = 0.0,
+        refresh_every: int = 256,
+        warmup: int = 1,
     ) -> None:
         self.fixed = fixed
         self.online = None if fixed is not None else OnlineWorkload(half_life)
         self.refresh_every = refresh_every
+        self.warmup = warmup
         self.version = 0
         self._workload = fixed
         self._resolved: ResolvedWorkload | None = None
@@ -38,8 +44,10 @@ class FragModel:
             return
         self.online.observe(request.shape())
         arrivals = self.online.arrivals
+        if arrivals < self.warmup:
+            return
         young = arrivals < self.refresh_every and arrivals & (arrivals - 1) == 0
-        if young or arrivals % self.refresh_every == 0:
+        if young or arrivals == self.warmup or arrivals % self.refresh_every == 0:
             self._workload = self.online.snapshot()
             self._resolved = None
             self.version += 1

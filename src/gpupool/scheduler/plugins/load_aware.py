@@ -22,7 +22,9 @@ class LoadAwareScore:
         if cluster.utilization is None:
             return np.zeros(nodes.size)
         present = cluster.gpu_total_milli[nodes] > 0
-        busy = np.where(present, cluster.utilization[nodes], 0.0).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+        busy = np.where(present, cluster.utilization[nodes], 0.0).sum(axis=1) / np.maximum(
+            present.sum(axis=1), 1
+        )
         result: NDArray[np.float64] = MAX_NODE_SCORE - np.clip(busy, 0.0, 100.0)
         return result
 
@@ -30,5 +32,9 @@ class LoadAwareScore:
         """The least busy fitting GPUs."""
         from gpupool.scheduler.plugins.common import gang
 
-        load = cluster.utilization[node] if cluster.utilization is not None else np.zeros(cluster.gpu_free_milli.shape[1])
+        load = (
+            cluster.utilization[node]
+            if cluster.utilization is not None
+            else np.zeros(cluster.gpu_free_milli.shape[1])
+        )
         return gang(request, cluster, node, np.argsort(load, kind="stable"))

@@ -34,4 +34,5 @@ class GpuPackingScore:
         result = np.where(
             fully_free == cluster.gpu_count[nodes], whole_node, np.where(free_used > 0, free_gpus, shared)
         )
-        return result.astype(np.float64)
+        scores: NDArray[np.float64] = result.astype(np.float64)
+        return scores

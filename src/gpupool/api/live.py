@@ -1,0 +1,88 @@
+"""The live hub: notices pool changes (new audit events, from any process) and samples utilization
+into a short history, and wakes the dashboard streams. One per app; runs as a background task."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+
+from gpupool.pool import PoolService
+
+log = logging.getLogger("gpupool.live")
+
+POLL_INTERVAL_S = 0.25
+"""How often the event log is checked for changes (seconds): bounds the dashboard's delay."""
+SAMPLE_INTERVAL_S = 2.0
+"""Seconds between two utilization samples (and periodic refreshes of the streams)."""
+HISTORY_SAMPLES = 150
+"""Samples kept per device: 150 x 2 s = the last 5 minutes."""
+
+
+class LiveHub:
+    def __init__(
+        self,
+        pool: PoolService,
+        poll_interval_s: float = POLL_INTERVAL_S,
+        sample_interval_s: float = SAMPLE_INTERVAL_S,
+        history_samples: int = HISTORY_SAMPLES,
+    ) -> None:
+        self.pool = pool
+        self.poll_interval_s = poll_interval_s
+        self.sample_interval_s = sample_interval_s
+        self.history: dict[str, deque[float]] = {d.uuid: deque(maxlen=history_samples) for d in pool.devices}
+        self.sample_id = 0
+        self.last_event_id = 0
+        self._subscribers: set[asyncio.Queue[str]] = set()
+
+    # ------------------------------------------------------------ subscribers
+    def subscribe(self) -> asyncio.Queue[str]:
+        """A queue that receives `change` or `sample` whenever there is something new to draw."""
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=8)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[str]) -> None:
+        self._subscribers.discard(queue)
+
+    def _notify(self, kind: str) -> None:
+        for queue in list(self._subscribers):
+            with contextlib.suppress(asyncio.QueueFull):  # a slow reader coalesces wake-ups
+                queue.put_nowait(kind)
+
+    def history_lists(self) -> dict[str, list[float]]:
+        return {uuid: list(values) for uuid, values in self.history.items()}
+
+    # ------------------------------------------------------------------- loop
+    async def run(self) -> None:
+        """Poll for changes and sample utilization until cancelled; one failure never ends it."""
+        newest = await asyncio.to_thread(self.pool.store.list_events, limit=1)
+        self.last_event_id = newest[-1].id if newest else 0
+        await asyncio.to_thread(self._sample)
+        loop = asyncio.get_running_loop()
+        next_sample = loop.time() + self.sample_interval_s
+        while True:
+            await asyncio.sleep(self.poll_interval_s)
+            try:
+                if await asyncio.to_thread(self._poll_events):
+                    self._notify("change")
+                if loop.time() >= next_sample:
+                    next_sample = loop.time() + self.sample_interval_s
+                    await asyncio.to_thread(self._sample)
+                    self._notify("sample")
+            except Exception:
+                log.exception("live hub pass failed")
+
+    def _poll_events(self) -> bool:
+        new = self.pool.store.list_events(after_id=self.last_event_id, limit=1000)
+        if new:
+            self.last_event_id = new[-1].id
+        return bool(new)
+
+    def _sample(self) -> None:
+        for sample in self.pool.backend.telemetry():
+            series = self.history.get(sample.uuid)
+            if series is not None:
+                series.append(round(sample.utilization_percent, 1))
+        self.sample_id += 1

@@ -1,0 +1,102 @@
+"""Build the dashboard snapshot (`Overview`) for one viewer: the admin sees everything, a tenant
+sees its own claims and events, and other tenants' shares of a device only as `other`."""
+
+from __future__ import annotations
+
+import time
+
+from gpupool.api.convert import claim_public, event_public
+from gpupool.api.live import LiveHub
+from gpupool.model import Claim, ClaimState, Tenant
+from gpupool.model.overview import DeviceCard, Overview, Segment, TenantRow
+from gpupool.pool import PoolService
+from gpupool.pool.usage import tenant_usage
+
+EVENTS_SHOWN = 60
+OTHER_TENANT = "other"
+
+
+def build_overview(
+    pool: PoolService, viewer: Tenant, hub: LiveHub | None = None, with_history: bool = False
+) -> Overview:
+    """One consistent-enough snapshot (a few reads, no transaction) for `viewer`."""
+    active = pool.store.list_claims(states=[ClaimState.PENDING, ClaimState.BOUND], limit=1_000_000)
+    queue = queue_order(pool, active)
+    positions = {claim.id: position for position, claim in enumerate(queue, start=1)}
+
+    def visible(claim: Claim) -> bool:
+        return viewer.is_admin or claim.tenant == viewer.name
+
+    bound = [c for c in active if c.state == ClaimState.BOUND]
+    segments: dict[str, list[Segment]] = {}
+    for claim in bound:
+        mine = visible(claim)
+        for binding in claim.bindings:
+            segments.setdefault(binding.device_uuid, []).append(
+                Segment(
+                    claim_id=claim.id if mine else "",
+                    tenant=claim.tenant if mine else OTHER_TENANT,
+                    memory_bytes=binding.memory_bytes,
+                    compute_percent=binding.compute_percent,
+                )
+            )
+    devices = [
+        DeviceCard(
+            uuid=view.device.uuid,
+            node=view.device.node,
+            index=view.device.index,
+            model=view.device.model,
+            memory_total_bytes=view.device.memory_total_bytes,
+            memory_allocated_bytes=view.allocated_memory_bytes,
+            compute_allocated_percent=view.allocated_compute_percent,
+            memory_used_bytes=None if view.telemetry is None else view.telemetry.memory_used_bytes,
+            utilization_percent=None if view.telemetry is None else view.telemetry.utilization_percent,
+            segments=segments.get(view.device.uuid, []),
+        )
+        for view in pool.device_views()
+    ]
+    owner = None if viewer.is_admin else viewer.name
+    events = pool.store.list_events(tenant=owner, limit=EVENTS_SHOWN)
+    return Overview(
+        generated_at=time.time(),
+        viewer=viewer.name,
+        admin=viewer.is_admin,
+        backend=pool.backend.name,
+        policy=pool.placer.name,
+        devices=devices,
+        claims=[claim_public(c) for c in bound if visible(c)],
+        queue=[claim_public(c, positions[c.id]) for c in queue if visible(c)],
+        queue_length=len(queue),
+        tenants=tenant_rows(pool, active, viewer),
+        events=[event_public(e) for e in events],
+        sample_id=hub.sample_id if hub else 0,
+        history_interval_s=hub.sample_interval_s if hub else 2.0,
+        history=hub.history_lists() if hub and with_history else None,
+    )
+
+
+def queue_order(pool: PoolService, active: list[Claim]) -> list[Claim]:
+    """Pending claims in the order the pool will try them."""
+    del active  # the pool's own order is the truth; kept for a cheaper path later
+    return pool.store.pending_claims()
+
+
+def tenant_rows(pool: PoolService, active: list[Claim], viewer: Tenant) -> list[TenantRow]:
+    usage = tenant_usage(active, pool.devices)
+    names = sorted({t.name for t in pool.store.list_tenants()} | set(usage))
+    if not viewer.is_admin:
+        names = [name for name in names if name == viewer.name]
+    rows = []
+    for name in names:
+        entry = usage.get(name)
+        rows.append(
+            TenantRow(
+                name=name,
+                allocated_gpus=round(entry.allocated_gpus, 4) if entry else 0.0,
+                allocated_memory_bytes=entry.allocated_memory_bytes if entry else 0,
+                allocated_compute_percent=entry.allocated_compute_percent if entry else 0,
+                bound_claims=entry.bound_claims if entry else 0,
+                pending_claims=entry.pending_claims if entry else 0,
+            )
+        )
+    return rows

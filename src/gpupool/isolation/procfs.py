@@ -1,0 +1,62 @@
+"""Process facts from Linux /proc: liveness, start time (against pid reuse), descendants."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+PROC = Path("/proc")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (which may hold spaces), or None."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2 :].split()
+
+
+def start_ticks(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot; None if it does not exist."""
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[19])
+
+
+def is_alive(pid: int, expected_start_ticks: int | None = None) -> bool:
+    """True if `pid` runs (not a zombie) and, when given, started at `expected_start_ticks`."""
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X"):
+        return False
+    return expected_start_ticks is None or int(fields[19]) == expected_start_ticks
+
+
+def parent_map() -> dict[int, int]:
+    """pid -> parent pid for every process visible now."""
+    parents: dict[int, int] = {}
+    for entry in os.scandir(PROC):
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields is not None:
+            parents[int(entry.name)] = int(fields[1])
+    return parents
+
+
+def owners(roots: Iterable[int], parents: dict[int, int] | None = None) -> dict[int, int]:
+    """Every live process in the trees under `roots`, mapped to its root pid."""
+    parents = parent_map() if parents is None else parents
+    root_set = set(roots)
+    owned: dict[int, int] = {}
+    for pid in parents:
+        seen = pid
+        for _ in range(64):  # a deep tree is fine; a cycle (pid reuse race) must not hang us
+            if seen in root_set:
+                owned[pid] = seen
+                break
+            parent = parents.get(seen)
+            if parent is None or parent <= 1:
+                break
+            seen = parent
+    return owned

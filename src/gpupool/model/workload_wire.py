@@ -1,0 +1,89 @@
+"""REST v1 wire schemas for workloads, leases and idle settings (server and SDK share them)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class WorkloadCreate(BaseModel):
+    """Body of POST /v1/workloads.
+
+    `detach=true`: the node agent starts `command` and owns it. `detach=false`: the caller (the
+    `gpupool run` process) starts it with the returned `env` and reports its pid with PATCH.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    claim_id: str = Field(min_length=1, max_length=32)
+    command: list[str] = Field(min_length=1, max_length=4096)
+    detach: bool = False
+    cwd: str | None = Field(None, max_length=4096)
+    env: dict[str, str] = Field(default_factory=dict, description="caller's environment (detach only)")
+
+
+class WorkloadUpdate(BaseModel):
+    """Body of PATCH /v1/workloads/{id}: the attached process's pid, then its exit code."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pid: int | None = Field(None, ge=1)
+    exit_code: int | None = None
+
+
+class ProcessPublic(BaseModel):
+    pid: int
+    device_uuid: str
+    used_memory_bytes: int
+
+
+class WorkloadPublic(BaseModel):
+    claim_id: str
+    tenant: str
+    node: str
+    command: list[str]
+    detached: bool
+    state: str
+    pid: int | None = None
+    exit_code: int | None = None
+    reason: str = ""
+    log_path: str | None = None
+    created_at: float
+    started_at: float | None = None
+    ended_at: float | None = None
+    env: dict[str, str] = Field(default_factory=dict, description="set these (isolation)")
+    hints: dict[str, str] = Field(default_factory=dict, description="set these unless already set")
+    processes: list[ProcessPublic] = Field(default_factory=list)
+
+
+class WorkloadList(BaseModel):
+    items: list[WorkloadPublic]
+
+
+class WorkloadLogs(BaseModel):
+    """A chunk of a detached workload's log from byte `offset`; `next_offset` to follow on."""
+
+    claim_id: str
+    offset: int
+    next_offset: int
+    data: str
+    done: bool
+
+
+class LeasePublic(BaseModel):
+    claim_id: str
+    ttl_s: float
+    expires_at: float
+    state: str
+    reason: str
+
+
+class IdleTimeoutSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float | None = Field(None, ge=0, description="null: server default; 0: never reclaim")
+
+
+class IdleTimeoutPublic(BaseModel):
+    tenant: str
+    seconds: float | None
+    effective_s: float | None

@@ -1,0 +1,151 @@
+"""The live pool's adapter: DeviceLoads -> a `Cluster` snapshot, ClaimSpec -> `Request`, and back.
+
+Live devices have memory (bytes) and compute (percent); compute maps to milli-GPU (percent x 10)
+and memory is a per-GPU dimension. Nodes that mix GPU models are split into one row per model.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+from gpupool.model import Binding, ClaimSpec, Device, format_size
+from gpupool.scheduler.cluster import Cluster, StateInterner
+from gpupool.scheduler.contract import DeviceLoad, PlacementResult
+from gpupool.scheduler.framework import PluginContext, Scheduler
+from gpupool.scheduler.profiles import build_scheduler, resolve
+from gpupool.scheduler.request import Request
+
+MILLI_PER_PERCENT = 10
+_IMPOSSIBLE = np.iinfo(np.int64).max // 4
+
+
+def snapshot(
+    loads: Sequence[DeviceLoad], interner: StateInterner | None = None
+) -> tuple[Cluster, list[list[Device]]]:
+    """A cluster of the devices as loaded now, and the device in each (row, slot)."""
+    groups: dict[tuple[str, str], list[DeviceLoad]] = defaultdict(list)
+    for load in loads:
+        groups[(load.device.node, load.device.model)].append(load)
+    keys = sorted(groups)
+    rows = [sorted(groups[key], key=lambda load: load.device.index) for key in keys]
+    width = max((len(row) for row in rows), default=1)
+    count = len(rows)
+    milli_total = np.zeros((count, width), dtype=np.int64)
+    milli_free = np.zeros_like(milli_total)
+    mem_total = np.zeros_like(milli_total)
+    mem_free = np.zeros_like(milli_total)
+    busy = np.zeros((count, width))
+    uuid_slot: dict[str, tuple[int, int]] = {}
+    for r, row in enumerate(rows):
+        for s, load in enumerate(row):
+            milli_total[r, s] = 100 * MILLI_PER_PERCENT
+            milli_free[r, s] = max(0, load.free_compute_percent) * MILLI_PER_PERCENT
+            mem_total[r, s] = load.device.memory_total_bytes
+            mem_free[r, s] = max(0, load.free_memory_bytes)
+            busy[r, s] = load.utilization_percent
+            uuid_slot[load.device.uuid] = (r, s)
+    nvlink = None
+    if any(load.device.nvlink_peers for load in loads):
+        nvlink = np.zeros((count, width, width), dtype=np.bool_)
+        for r, row in enumerate(rows):
+            for s, load in enumerate(row):
+                for peer in load.device.nvlink_peers:
+                    where = uuid_slot.get(peer)
+                    if where is not None and where[0] == r:
+                        nvlink[r, s, where[1]] = nvlink[r, where[1], s] = True
+    models = sorted({key[1] for key in keys})
+    zeros = np.zeros(count, dtype=np.int64)
+    cluster = Cluster(
+        node_names=[key[0] for key in keys],
+        models=models,
+        model_id=np.asarray([models.index(key[1]) for key in keys], dtype=np.int64),
+        cpu_total_milli=zeros,
+        cpu_free_milli=zeros.copy(),
+        mem_total=zeros.copy(),
+        mem_free=zeros.copy(),
+        gpu_count=np.asarray([len(row) for row in rows], dtype=np.int64),
+        gpu_total_milli=milli_total,
+        gpu_free_milli=milli_free,
+        gpu_mem_total_bytes=mem_total,
+        gpu_mem_free_bytes=mem_free,
+        nvlink=nvlink,
+        utilization=busy,
+        interner=interner or StateInterner(),
+    )
+    return cluster, [[load.device for load in row] for row in rows]
+
+
+def request_for(spec: ClaimSpec, cluster: Cluster) -> Request:
+    """The claim as a Request with its exact demand on every (row, slot) of this cluster."""
+    totals = cluster.gpu_mem_total_bytes
+    slot_milli = np.full(totals.shape, _IMPOSSIBLE, dtype=np.int64)
+    slot_memory = np.full(totals.shape, _IMPOSSIBLE, dtype=np.int64)
+    nominal: dict[int, int] = {}
+    for total in np.unique(totals[totals > 0]):
+        memory, compute = spec.demand_on(int(total))
+        where = totals == total
+        slot_milli[where] = compute * MILLI_PER_PERCENT
+        slot_memory[where] = memory
+        nominal[compute * MILLI_PER_PERCENT] = nominal.get(compute * MILLI_PER_PERCENT, 0) + int(where.sum())
+    gpu_milli = max(nominal, key=lambda milli: nominal[milli]) if nominal else 100 * MILLI_PER_PERCENT
+    return Request(
+        gpus=spec.gpus,
+        gpu_milli=gpu_milli,
+        model_pattern=spec.model,
+        describe=_describe(spec),
+        slot_milli=slot_milli,
+        slot_memory=slot_memory,
+        priority=spec.priority,
+    )
+
+
+def _describe(spec: ClaimSpec) -> str:
+    if spec.whole_gpu:
+        return "all memory and compute"
+    parts = []
+    if spec.memory_bytes is not None:
+        parts.append(format_size(spec.memory_bytes))
+    if spec.compute_percent is not None:
+        parts.append(f"{spec.compute_percent}% compute")
+    return " and ".join(parts)
+
+
+class FrameworkPlacer:
+    """A `Placer` for the pool: one profile's scheduler, with state (online workload) kept across calls."""
+
+    def __init__(self, policy: str = "default") -> None:
+        profile = resolve(policy)
+        self.name = profile.name
+        self.scheduler: Scheduler = build_scheduler(profile, PluginContext())
+        self.interner = StateInterner()
+        self._lock = threading.Lock()
+
+    def place(self, spec: ClaimSpec, cluster: Sequence[DeviceLoad]) -> PlacementResult:
+        if not cluster:
+            return PlacementResult(reason="no device in the pool")
+        with self._lock:
+            snap, devices = snapshot(cluster, self.interner)
+            request = request_for(spec, snap)
+            decision, allocation = self.scheduler.schedule(request, snap)
+        if allocation is None:
+            return PlacementResult(reason=decision.status.reason)
+        bindings = []
+        for slot, milli, memory in zip(
+            allocation.gpus, allocation.gpu_milli, allocation.gpu_memory, strict=True
+        ):
+            device = devices[allocation.node][slot]
+            bindings.append(
+                Binding(
+                    device_uuid=device.uuid,
+                    node=device.node,
+                    memory_bytes=memory,
+                    compute_percent=milli // MILLI_PER_PERCENT,
+                    device_index=device.index,
+                    whole_device=spec.whole_gpu,
+                )
+            )
+        return PlacementResult(bindings=tuple(bindings))

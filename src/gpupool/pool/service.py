@@ -51,13 +51,32 @@ class PoolService:
         Returns the claims whose bindings point at devices that no longer exist; they are
         marked (never silently dropped) and reported in the event log.
         """
+        affected = self.refresh_devices()
+        self.schedule()
+        return affected
+
+    def refresh_devices(self) -> list[Claim]:
+        """Re-read the inventory (nodes may have joined or left since); flag bindings on vanished
+        devices as missing and return their claims."""
         self._devices = sorted(self.backend.devices(), key=lambda d: (d.node, d.index))
         vanished = self.store.sync_devices(self._devices)
         affected = self.store.mark_missing_bindings([d.uuid for d in vanished])
         for claim in affected:
             log.warning("claim %s is bound to a device that is gone; marked missing", claim.id)
-        self.schedule()
         return affected
+
+    def node_lost(self, node: str, reason: str, actor: str = "cluster") -> list[Claim]:
+        """A node died: its claims become `lost` (with an event), its devices leave the pool and
+        waiting claims are rescheduled on what remains. Returns the lost claims."""
+        uuids = {d.uuid for d in self._devices if d.node == node}
+        lost = []
+        for claim in self.store.list_claims(states=[ClaimState.BOUND], limit=1_000_000):
+            if any(b.device_uuid in uuids for b in claim.bindings):
+                lost.append(self.store.end_claim(claim.id, ClaimState.LOST, actor=actor, reason=reason))
+        self.store.add_event(actor, "node.lost", details={"node": node, "reason": reason, "claims": len(lost)})
+        self.refresh_devices()
+        self.schedule()
+        return lost
 
     @property
     def devices(self) -> list[Device]:

@@ -73,7 +73,8 @@ class PoolService:
         for claim in self.store.list_claims(states=[ClaimState.BOUND], limit=1_000_000):
             if any(b.device_uuid in uuids for b in claim.bindings):
                 lost.append(self.store.end_claim(claim.id, ClaimState.LOST, actor=actor, reason=reason))
-        self.store.add_event(actor, "node.lost", details={"node": node, "reason": reason, "claims": len(lost)})
+        details = {"node": node, "reason": reason, "claims": len(lost)}
+        self.store.add_event(actor, "node.lost", details=details)
         self.refresh_devices()
         self.schedule()
         return lost
@@ -92,7 +93,8 @@ class PoolService:
             self.observer.on_decision(time.perf_counter() - started, result.ok)
             if result.ok and ahead == 0:
                 try:
-                    claim = self.store.add_claim(tenant.name, spec, "", tenant.name, placement=result.bindings)
+                    bindings = result.bindings
+                    claim = self.store.add_claim(tenant.name, spec, "", tenant.name, placement=bindings)
                 except CapacityError:
                     pass  # another process took the room meanwhile: queue it like any other
                 else:
@@ -116,7 +118,9 @@ class PoolService:
 
     def release(self, tenant: Tenant, claim_id: str, reason: str = "") -> Claim:
         owner = None if tenant.is_admin else tenant.name
-        released = self.store.end_claim(claim_id, ClaimState.RELEASED, actor=tenant.name, reason=reason, owner=owner)
+        released = self.store.end_claim(
+            claim_id, ClaimState.RELEASED, actor=tenant.name, reason=reason, owner=owner
+        )
         self.schedule()
         return released
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from gpupool import __version__
-from gpupool.cli import claims, inventory, run, tenants, top, workloads
+from gpupool.cli import claims, inventory, run, sim, tenants, top, workloads
 from gpupool.cli.output import EXIT_USAGE
 from gpupool.cli.serve_agent import (
     IdleTimeoutOpt,
@@ -92,6 +92,7 @@ app.command(context_settings={"allow_interspersed_args": False})(run.run)
 app.command()(workloads.logs)
 app.command()(workloads.stop)
 app.command("idle-timeout")(workloads.idle_timeout)
+app.command()(sim.sim)
 
 
 def main() -> None:

@@ -55,6 +55,8 @@ class ServerProcess:
             str(self.port),
         ]
         args += ["--db", db, "--log-level", "warning", *self.extra_args]
+        if not self.simulate:  # simulate="" serves this host's real GPUs (NVML)
+            args = [arg for arg in args if arg not in ("--simulate", "")]
         log = open(self.home / f"server-{self.port}.log", "ab")  # noqa: SIM115 - lives as long as the server
         self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s

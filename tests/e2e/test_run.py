@@ -82,11 +82,15 @@ def test_missing_command_exits_127_and_releases(server: ServerProcess) -> None:
     assert only_claim_of(server, before)["state"] == "released"
 
 
-def test_sigint_is_forwarded_and_claim_released(server: ServerProcess) -> None:
+def test_sigint_is_forwarded_and_claim_released(server: ServerProcess, tmp_path: Path) -> None:
     before = _ids(server)
-    proc = start_gpupool(server, "run", "--memory", "1GiB", "--", *workload_cmd("--sleep", "30"))
+    pidfile = tmp_path / "pid"
+    proc = start_gpupool(
+        server, "run", "--memory", "1GiB", "--", *workload_cmd("--sleep", "30", "--pidfile", str(pidfile))
+    )
     try:
         _running_workload(server)
+        wait_for(pidfile.exists)  # CMD has its signal handlers in place
         os.kill(proc.pid, signal.SIGINT)  # what Ctrl-C sends to `gpupool run`
         out, _err = proc.communicate(timeout=15)
     finally:

@@ -31,7 +31,7 @@ def main() -> int:
     if not control.exists():
         sys.stderr.write("Cannot find MPS control daemon process\n")
         return 1
-    command, _, argument = stdin.strip().partition(" ")
+    command = stdin.strip().partition(" ")[0]
     if command == "get_server_list":
         print(FAKE_SERVER_PID)
     elif command == "get_server_status":

@@ -301,7 +301,11 @@ class NodeAgent:
                 if claim.state.is_active:
                     self._release(claim, f"workload {reason}")
                 continue
-            if not claim.state.is_active and workload.pid is not None:
+            if not claim.state.is_active and workload.pid is None:
+                # Registered but never started (its `gpupool run` died first): nothing to stop.
+                self._finish(workload, WorkloadState.LOST, None, f"claim {claim.state.value} before start")
+                continue
+            if not claim.state.is_active:
                 why = f"claim {claim.state.value}" + (f": {claim.reason}" if claim.reason else "")
                 if self.supervisor.begin_stop(workload, now, self.options.stop_grace_s, why):
                     self._event("workload.stopping", claim, {"reason": why})

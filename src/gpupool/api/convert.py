@@ -6,6 +6,7 @@ from gpupool.isolation import launch_env
 from gpupool.model import Claim, ClaimState, Event
 from gpupool.model.wire import BindingPublic, ClaimPublic, DevicePublic, EventPublic
 from gpupool.pool import DeviceView
+from gpupool.pool.quota import quota_reason
 
 
 def claim_public(claim: Claim, queue_position: int | None = None) -> ClaimPublic:
@@ -36,6 +37,7 @@ def claim_public(claim: Claim, queue_position: int | None = None) -> ClaimPublic
         ],
         env=launch_env(claim) if claim.state == ClaimState.BOUND else {},
         queue_position=queue_position,
+        quota_reason=quota_reason(claim),
         created_at=claim.created_at,
         updated_at=claim.updated_at,
         bound_at=claim.bound_at,

@@ -17,12 +17,15 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpupool.model import ClaimState
+from gpupool.model.quota import Quota
 from gpupool.pool import PoolService
 from gpupool.pool.usage import tenant_usage
+from gpupool.store.quotas import QuotaRecords
 
 DEVICE_LABELS = ("gpu", "UUID", "modelName", "Hostname")
 DECISION_BUCKETS_S = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.5, 1.0)
 REQUEST_BUCKETS_S = (1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BIND_FAILURE_REASONS = ("capacityerror", "conflict")  # the store's refusals, by exception name
 UNTIMED_PATHS = ("/v1/stream",)  # long-lived streams would drown the latency histogram
 
 
@@ -114,9 +117,26 @@ class PoolCollector(Collector):
             gauges["bound_claims"].add_metric([name], entry.bound_claims if entry else 0)
             gauges["pending_claims"].add_metric([name], entry.pending_claims if entry else 0)
         yield from gauges.values()
+        yield from _quota_gauges(QuotaRecords(self.pool.store).quotas())
         queue = GaugeMetricFamily("gpupool_scheduler_queue_length", "Pending claims waiting to be bound")
         queue.add_metric([], sum(u.pending_claims for u in usage.values()))
         yield queue
+
+
+def _quota_gauges(quotas: dict[str, Quota]) -> Iterator[Metric]:
+    """Guarantee and limit per tenant that has them set."""
+    for field, help_text in (
+        ("guarantee_gpus", "Guaranteed GPU-equivalents of the tenant (never preempted)"),
+        ("limit_gpus", "Most GPU-equivalents the tenant may hold"),
+        ("guarantee_memory_bytes", "Guaranteed GPU memory of the tenant, bytes"),
+        ("limit_memory_bytes", "Most GPU memory the tenant may hold, bytes"),
+    ):
+        family = GaugeMetricFamily(f"gpupool_tenant_{field}", help_text, labels=["tenant"])
+        for name, quota in sorted(quotas.items()):
+            value = getattr(quota, field)
+            if value is not None:
+                family.add_metric([name], value)
+        yield family
 
 
 class PoolMetrics:
@@ -137,6 +157,8 @@ class PoolMetrics:
             ["reason"],
             registry=self.registry,
         )
+        for reason in BIND_FAILURE_REASONS:  # export zeros before the first failure
+            self.bind_failures.labels(reason)
         self.preemptions = Counter(
             "gpupool_scheduler_preemptions",
             "Claims preempted to make room for in-guarantee claims",

@@ -10,7 +10,10 @@ from gpupool.api.live import LiveHub
 from gpupool.model import Claim, ClaimState, Tenant
 from gpupool.model.overview import DeviceCard, Overview, Segment, TenantRow
 from gpupool.pool import PoolService
+from gpupool.pool.fairshare import fair_order
+from gpupool.pool.quota import QuotaGate
 from gpupool.pool.usage import tenant_usage
+from gpupool.store.quotas import QuotaRecords
 
 EVENTS_SHOWN = 60
 OTHER_TENANT = "other"
@@ -76,22 +79,29 @@ def build_overview(
 
 
 def queue_order(pool: PoolService, active: list[Claim]) -> list[Claim]:
-    """Pending claims in the order the pool will try them."""
-    del active  # the pool's own order is the truth; kept for a cheaper path later
-    return pool.store.pending_claims()
+    """Pending claims in the order the pool will try them (fair share across tenants)."""
+    gate = QuotaGate(QuotaRecords(pool.store).quotas(), tenant_usage(active, pool.devices), pool.devices)
+    pending = sorted((c for c in active if c.state == ClaimState.PENDING), key=lambda c: c.created_at)
+    return fair_order(pending, gate, pool.devices)
 
 
 def tenant_rows(pool: PoolService, active: list[Claim], viewer: Tenant) -> list[TenantRow]:
     usage = tenant_usage(active, pool.devices)
+    quotas = QuotaRecords(pool.store).quotas()
     names = sorted({t.name for t in pool.store.list_tenants()} | set(usage))
     if not viewer.is_admin:
         names = [name for name in names if name == viewer.name]
     rows = []
     for name in names:
         entry = usage.get(name)
+        quota = quotas.get(name)
         rows.append(
             TenantRow(
                 name=name,
+                guarantee_gpus=quota.guarantee_gpus if quota else None,
+                limit_gpus=quota.limit_gpus if quota else None,
+                guarantee_memory_bytes=quota.guarantee_memory_bytes if quota else None,
+                limit_memory_bytes=quota.limit_memory_bytes if quota else None,
                 allocated_gpus=round(entry.allocated_gpus, 4) if entry else 0.0,
                 allocated_memory_bytes=entry.allocated_memory_bytes if entry else 0,
                 allocated_compute_percent=entry.allocated_compute_percent if entry else 0,

@@ -7,13 +7,14 @@ import logging
 import shutil
 import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 from rich.console import Console
 
-from gpupool.agent import AgentOptions, NodeAgent
+from gpupool.agent import AgentOptions, MpsMode, NodeAgent
 from gpupool.api.app import create_app
 from gpupool.api.auth import resolve_admin_token
 from gpupool.api.routes.workloads import install_agent
@@ -23,6 +24,9 @@ from gpupool.errors import InvalidRequest
 from gpupool.pool import PoolService
 from gpupool.scheduler import make_placer
 from gpupool.store import Store
+
+if TYPE_CHECKING:
+    from gpupool.cluster import ClusterMode
 
 log = logging.getLogger("gpupool.serve")
 
@@ -36,11 +40,12 @@ class ServeOptions:
     policy: str = "default"
     log_level: str = "info"
     agent: AgentOptions | None = None  # node agent settings (leases, idle, watchdog, MPS)
+    ray: str | None = None  # cluster mode: the Ray address to join (`auto`: the local cluster)
 
 
-def build_pool(options: ServeOptions) -> PoolService:
+def build_pool(options: ServeOptions, cluster: ClusterMode | None = None) -> PoolService:
     """Open the device backend, the store and the placer; reconcile and return the started pool."""
-    backend, notice = open_backend(options.simulate)
+    backend, notice = (cluster.backend, None) if cluster is not None else open_backend(options.simulate)
     if notice:
         log.warning(notice)
     store = Store(options.db or data_dir() / "gpupool.db")
@@ -57,14 +62,19 @@ def serve(options: ServeOptions) -> None:
         stream=sys.stderr,
     )
     _check_port_free(options.host, options.port)
-    pool = build_pool(options)
+    cluster = _join_cluster(options)
+    pool = build_pool(options, cluster)
     admin_token, token_file = resolve_admin_token()
     connect_host = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
     url = f"http://{connect_host}:{options.port}"
     config_path = save_client_config(ClientConfig(url=url, token=admin_token))
     _banner(pool, url, token_file, config_path, options)
     app = create_app(pool, admin_token)
-    agent = NodeAgent(pool, options.agent).start()
+    agent = NodeAgent(pool, _agent_options(options, cluster))
+    if cluster is not None:
+        cluster.attach(pool, agent)  # before start: workloads go to the agents of their nodes
+        app.state.node_directory = cluster
+    agent.start()
     install_agent(app, agent)
     # Open dashboard streams never end by themselves: give them 2 s at shutdown, then close them.
     uvicorn.run(
@@ -76,6 +86,26 @@ def serve(options: ServeOptions) -> None:
         timeout_graceful_shutdown=2,
     )
     agent.shutdown()  # after uvicorn returns: stop detached workloads and MPS daemons
+    if cluster is not None:
+        cluster.close()
+
+
+def _join_cluster(options: ServeOptions) -> ClusterMode | None:
+    """Cluster mode (`--ray`): join Ray and start the node agents; None on one machine."""
+    if options.ray is None:
+        return None
+    if options.simulate is not None:
+        raise InvalidRequest("--simulate: with --ray, give each Ray node the label gpupool.io/simulate")
+    from gpupool.cluster import ClusterMode  # only here: one machine never imports Ray
+
+    return ClusterMode.join(options.ray)
+
+
+def _agent_options(options: ServeOptions, cluster: ClusterMode | None) -> AgentOptions | None:
+    """In cluster mode MPS daemons would belong on the nodes, not the control plane: off here."""
+    if cluster is None:
+        return options.agent
+    return replace(options.agent or AgentOptions(), mps=MpsMode.OFF)
 
 
 def _command_name() -> str:

@@ -68,6 +68,9 @@ def serve(
     mps_control: MpsControlOpt = "nvidia-cuda-mps-control",
     state_dir: StateDirOpt = None,
     allow_mig_reconfig: MigReconfigOpt = False,
+    ray: Annotated[
+        str | None, typer.Option("--ray", help="cluster mode: join the Ray cluster at ADDRESS (or auto)")
+    ] = None,
 ) -> None:
     """Run the pool: API, scheduler, store and node agent (a simulated pool when no GPU is found)."""
     from gpupool.api.server import ServeOptions
@@ -78,7 +81,7 @@ def serve(
         allow_mig_reconfig,
     )  # fmt: skip
     options = ServeOptions(simulate=simulate, host=host, port=port, db=db, policy=policy, log_level=log_level)
-    run_server(replace(options, agent=agent))
+    run_server(replace(options, agent=agent, ray=ray))
 
 
 app.command()(claims.claim)

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from gpupool.config import load_client_config
 from gpupool.errors import ERRORS_BY_STATUS, GpupoolError, ServerUnreachable
 from gpupool.model.overview import Overview
+from gpupool.model.quota import QuotaList, QuotaPublic
 from gpupool.model.wire import (
     ClaimList,
     ClaimPublic,
@@ -112,6 +113,18 @@ class Client:
 
     def tenants(self) -> list[TenantPublic]:
         return self._call("GET", "/v1/tenants", TenantList).items
+
+    def set_quota(self, tenant: str, guarantee: str | None = None, limit: str | None = None) -> QuotaPublic:
+        """Set a tenant's guarantee and limit (admin), e.g. guarantee="2gpu", limit="4gpu,320GiB"."""
+        body = {"guarantee": guarantee, "limit": limit}
+        return self._call("PUT", f"/v1/tenants/{tenant}/quota", QuotaPublic, json=body)
+
+    def quotas(self) -> list[QuotaPublic]:
+        return self._call("GET", "/v1/quotas", QuotaList).items
+
+    def preempt(self, claim_id: str) -> ClaimPublic:
+        """Preempt a bound claim now (admin)."""
+        return self._call("POST", f"/v1/claims/{claim_id}/preempt", ClaimPublic)
 
     def overview(self, history: bool = False) -> Overview:
         """The dashboard's snapshot: devices, queue, tenants and recent events (for `gpupool top`)."""

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from gpupool.devices.base import DeviceBackend
 from gpupool.errors import CapacityError, Conflict, Forbidden, NotFound
 from gpupool.model import Binding, Claim, ClaimSpec, ClaimState, Device, DeviceTelemetry, Event, Tenant
+from gpupool.pool import preemption, quota
+from gpupool.pool.fairshare import fair_order
 from gpupool.pool.observer import NullObserver, PoolObserver
 from gpupool.scheduler import DeviceLoad, Placer
 from gpupool.store import Store
@@ -91,7 +93,8 @@ class PoolService:
             started = time.perf_counter()
             result = self.placer.place(spec, self._loads())
             self.observer.on_decision(time.perf_counter() - started, result.ok)
-            if result.ok and ahead == 0:
+            verdict = quota.admit(self.store, self._devices, tenant.name, spec)
+            if result.ok and ahead == 0 and verdict.allowed:
                 try:
                     bindings = result.bindings
                     claim = self.store.add_claim(tenant.name, spec, "", tenant.name, placement=bindings)
@@ -100,6 +103,7 @@ class PoolService:
                 else:
                     return claim
             reason = result.reason if not result.ok else f"queued behind {ahead} earlier claim(s)"
+            reason = verdict.reason or reason  # a quota holding the claim back says so first
             claim = self.store.add_claim(tenant.name, spec, reason, tenant.name)
         if self.schedule():
             return self.store.get_claim(claim.id)
@@ -124,11 +128,16 @@ class PoolService:
         self.schedule()
         return released
 
+    def queue(self) -> list[Claim]:
+        """Pending claims in the order the scheduler tries them (fair share across tenants)."""
+        gate = quota.QuotaGate.load(self.store, self._devices)
+        return fair_order(self.store.pending_claims(), gate, self._devices)
+
     def queue_position(self, claim: Claim) -> int | None:
         """1-based position of a pending claim in the queue, None for others."""
         if claim.state != ClaimState.PENDING:
             return None
-        for position, pending in enumerate(self.store.pending_claims(), start=1):
+        for position, pending in enumerate(self.queue(), start=1):
             if pending.id == claim.id:
                 return position
         return None
@@ -149,11 +158,23 @@ class PoolService:
             if not pending:
                 return 0
             loads = self._loads()
+            gate = quota.QuotaGate.load(self.store, self._devices)
+            pending = fair_order(pending, gate, self._devices)
             bound = 0
             for claim in pending:
+                verdict = gate.verdict(claim.tenant, claim.spec)
+                if not verdict.allowed:
+                    self.store.set_pending_reason(claim.id, verdict.reason or "quota")
+                    continue
                 started = time.perf_counter()
                 result = self.placer.place(claim.spec, loads)
                 self.observer.on_decision(time.perf_counter() - started, result.ok)
+                may_preempt = not result.ok and verdict.in_guarantee
+                if may_preempt and preemption.make_room(
+                    self.store, self.placer, claim, loads, gate, self.observer
+                ):
+                    loads = self._loads()
+                    result = self.placer.place(claim.spec, loads)
                 if not result.ok:
                     self.store.set_pending_reason(claim.id, result.reason)
                     continue
@@ -166,6 +187,7 @@ class PoolService:
                     loads = self._loads()
                     continue
                 bound += 1
+                gate.note_bound(claim.tenant, result.bindings)
                 loads = _apply(loads, result.bindings)
             return bound
 

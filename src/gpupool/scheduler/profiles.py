@@ -52,8 +52,8 @@ def _paper(name: str, summary: str, picker: str, **args: Any) -> Profile:
 
 OURS_PROFILE = Profile(
     "ours",
-    "online FGD: learns the target workload from arrived claims; packing tie-break (default)",
-    (PluginRef("ours", PAPER_WEIGHT, {"workload": "online"}),),
+    "online FGD (workload learned from arrived claims), coarse points, GPU-packing tie-break (default)",
+    (PluginRef("ours", PAPER_WEIGHT, {"workload": "online", "drift": 0.02}),),
     PluginRef("ours"),
 )
 

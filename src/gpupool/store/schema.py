@@ -133,3 +133,15 @@ tenant_idle = Table(
     Column("tenant", String(64), primary_key=True),
     Column("idle_timeout_s", Float, nullable=True),
 )
+
+# Per-tenant quota: guaranteed share and limit, in GPU-equivalents and/or bytes (NULL: not set).
+quotas = Table(
+    "quotas",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("guarantee_gpus", Float, nullable=True),
+    Column("limit_gpus", Float, nullable=True),
+    Column("guarantee_memory_bytes", BigInteger, nullable=True),
+    Column("limit_memory_bytes", BigInteger, nullable=True),
+    Column("updated_at", Float, nullable=False),
+)

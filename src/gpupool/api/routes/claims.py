@@ -35,7 +35,7 @@ def list_claims(
             known = ", ".join(s.value for s in ClaimState)
             raise InvalidRequest(f"state: unknown state in {state} (known: {known})") from None
     claims = pool.list_claims(tenant, states)
-    positions = {c.id: i for i, c in enumerate(pool.store.pending_claims(), start=1)}
+    positions = {c.id: i for i, c in enumerate(pool.queue(), start=1)}
     return ClaimList(items=[claim_public(c, positions.get(c.id)) for c in claims])
 
 

@@ -12,7 +12,7 @@ const state = {
   sampleId: -1,
   lastEventId: 0,
   openClaim: null,
-  preempt: false,
+  preempt: true, // admin may preempt a bound claim from its detail
 };
 
 const $ = (id) => document.getElementById(id);

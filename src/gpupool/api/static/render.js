@@ -151,8 +151,9 @@ export function queue(o) {
       <div class="what"><a class="claim">${esc(c.id)}</a><span class="tag" style="background:${tenantColor(c.tenant)}">${esc(c.tenant)}</span>
       <span>${esc(claimShape(c))}</span>${c.priority ? `<span class="pill">prio ${c.priority}</span>` : ""}${c.preemptible ? `<span class="pill">preemptible</span>` : ""}
       <span class="pill">${ago(c.created_at)}</span></div>
-      <div class="reason">${esc(c.reason || "waiting for the scheduler")}</div>
-      ${c.quota_reason ? `<div class="quota">quota: ${esc(c.quota_reason)}</div>` : ""}
+      ${c.quota_reason
+        ? `<div class="quota">quota: ${esc(c.quota_reason)}</div>`
+        : `<div class="reason">${esc(c.reason || "waiting for the scheduler")}</div>`}
     </li>`.replace(/\n\s*/g, ""))
     .join("");
 }
@@ -217,8 +218,8 @@ export function claimDetail(c, events, viewer) {
       ${kv("asks for", esc(claimShape(c)))}
       ${kv("priority", `${c.priority}${c.preemptible ? " · preemptible" : ""}`)}
       ${c.queue_position ? kv("queue position", `#${c.queue_position}`) : ""}
-      ${c.reason ? kv(c.state === "pending" ? "waiting because" : "reason", esc(c.reason)) : ""}
-      ${c.quota_reason ? kv("quota", esc(c.quota_reason)) : ""}
+      ${c.quota_reason ? kv("held by quota", esc(c.quota_reason))
+        : c.reason ? kv(c.state === "pending" ? "waiting because" : "reason", esc(c.reason)) : ""}
       ${kv("created", `${esc(new Date(c.created_at * 1000).toLocaleString())} (${ago(c.created_at)} ago)`)}
       ${c.bound_at ? kv("bound", `${ago(c.bound_at)} ago`) : ""}
       ${c.ended_at ? kv("ended", `${ago(c.ended_at)} ago`) : ""}

@@ -3,7 +3,8 @@
 Offline (simulator, as the FGD paper): the trace's typical pods, fixed. Online (live pool, ours):
 a decaying histogram of arrived claims, first read after `warmup` arrivals (no fragmentation
 score before: the tie-break alone decides), then re-read every `refresh_every` arrivals (and at
-powers of two while young). Every refresh empties the caches.
+powers of two while young), adopted only when it moved more than `drift` (total variation) from
+the one in use. Every adoption empties the caches.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ class FragModel:
         half_life: float = 0.0,
         refresh_every: int = 256,
         warmup: int = 1,
+        drift: float = 0.0,
     ) -> None:
         self.fixed = fixed
         self.online = None if fixed is not None else OnlineWorkload(half_life)
         self.refresh_every = refresh_every
         self.warmup = warmup
+        self.drift = drift
         self.version = 0
         self._workload = fixed
         self._resolved: ResolvedWorkload | None = None
@@ -48,9 +51,11 @@ class FragModel:
             return
         young = arrivals < self.refresh_every and arrivals & (arrivals - 1) == 0
         if young or arrivals == self.warmup or arrivals % self.refresh_every == 0:
-            self._workload = self.online.snapshot()
-            self._resolved = None
-            self.version += 1
+            fresh = self.online.snapshot()
+            if young or fresh is None or self._workload is None or distance(fresh, self._workload) > self.drift:
+                self._workload = fresh
+                self._resolved = None
+                self.version += 1
 
     def resolved(self, cluster: Cluster) -> ResolvedWorkload | None:
         """The workload with model constraints resolved for this cluster; None before any arrival."""
@@ -61,6 +66,13 @@ class FragModel:
             self._resolved = ResolvedWorkload.of(self._workload, cluster)
             self._vocabulary = vocabulary
         return self._resolved
+
+
+def distance(first: TargetWorkload, second: TargetWorkload) -> float:
+    """Total variation distance between two shape distributions, 0..1."""
+    a = dict(zip(first.shapes, first.probs.tolist(), strict=True))
+    b = dict(zip(second.shapes, second.probs.tolist(), strict=True))
+    return 0.5 * sum(abs(a.get(key, 0.0) - b.get(key, 0.0)) for key in a.keys() | b.keys())
 
 
 Compute = Callable[[NDArray[np.intp]], NDArray[np.float64]]

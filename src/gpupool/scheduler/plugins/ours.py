@@ -1,4 +1,9 @@
-"""`ours`: online FGD (target workload learned from arrived claims) with a packing tie-break.
+"""`ours`: online FGD with coarser points and a packing tie-break.
+
+* the target workload is learned online from arrived claims (nothing is read in advance);
+* FGD points are int(40 * sigmoid(delta / 1000)) instead of 100: wider ties, ...
+* ... which a packing preference breaks (least GPU left on the node after placing);
+* inside the node, among equally good GPUs the tightest one is taken.
 
 See docs/scheduler.md for the idea and the measurements.
 """
@@ -24,12 +29,12 @@ TIEBREAKS = ("none", "bestfit", "gpu-left", "cpu-left", "fewest-free", "cpu-bala
 
 def options(args: Mapping[str, Any]) -> dict[str, Any]:
     """Typed arguments of the plugin from a profile's args."""
-    tiebreak = str(args.get("tiebreak", "bestfit"))
+    tiebreak = str(args.get("tiebreak", "gpu-left"))
     if tiebreak not in TIEBREAKS:
         raise ValueError(f"ours: tiebreak must be one of {TIEBREAKS}, got {tiebreak!r}")
     return {
         "tiebreak": tiebreak,
-        "resolution": float(args.get("resolution", 100)),
+        "resolution": float(args.get("resolution", 40)),
         "tight_gpu": bool(args.get("tight_gpu", True)),
     }
 
@@ -40,7 +45,7 @@ class OursScore(FgdScore):
     NAME = NAME
 
     def __init__(
-        self, model: FragModel, tiebreak: str = "bestfit", resolution: float = 100, tight_gpu: bool = True
+        self, model: FragModel, tiebreak: str = "gpu-left", resolution: float = 40, tight_gpu: bool = True
     ) -> None:
         super().__init__(model)
         self.tiebreak = tiebreak

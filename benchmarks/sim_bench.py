@@ -1,7 +1,8 @@
 """Placement quality and speed on the Alibaba openb traces: every policy, every trace, one run.
 
-    .venv/bin/python benchmarks/sim_bench.py [--data ../shared/data/alibaba-gpu-v2023] [--seeds 42-51]
-        [--workers 2] [--traces default,cpu050] [--out benchmarks/SIM_RESULTS.md] [--plot docs/sim-default.png]
+    .venv/bin/python benchmarks/sim_bench.py [--data ../shared/data/alibaba-gpu-v2023]
+        [--seeds 42-51] [--workers 2] [--traces default,cpu050]
+        [--out benchmarks/SIM_RESULTS.md] [--plot docs/sim-default.png]
 
 Writes a markdown section (table of unallocated GPU % at arrived 100 and 130, median of the seeds;
 decision times; 10-seed FGD replay time; the machine) and the default-trace plot.
@@ -136,7 +137,8 @@ def render(report: dict[str, Any], policies: list[str], command: str) -> str:
         "## Scheduler placement quality (trace simulator)",
         "",
         f"Command: `.venv/bin/python {command}` ({len(report['seeds'])} seeds "
-        f"{report['seeds'][0]}-{report['seeds'][-1]}, all policies in the same run, {report['total_s'] / 60:.1f} min).",
+        f"{report['seeds'][0]}-{report['seeds'][-1]}, all policies in the same run, "
+        f"{report['total_s'] / 60:.1f} min).",
         f"Machine: `{m['uname']}`, nproc {m['nproc']}, {m['cpu']}; {m['date']}.",
         "",
         "Unallocated GPU % (median of the seeds) at arrived 100% / 130% of GPU capacity; lower is better.",
@@ -176,7 +178,7 @@ def render(report: dict[str, Any], policies: list[str], command: str) -> str:
             )
     lines += [
         "",
-        f"10-seed replay of `default` with fgd, {len(report['seeds'])} seeds on 2 worker processes: "
+        f"Replay of `default` with fgd, {len(report['seeds'])} seeds on 2 worker processes: "
         f"**{report['fgd_10_seed_replay_s']:.1f} s** wall.",
         "",
     ]

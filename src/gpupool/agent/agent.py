@@ -297,9 +297,10 @@ class NodeAgent:
                     state, reason = WorkloadState.EXITED, f"exited with code {code}"
                 else:
                     state, reason = WorkloadState.EXITED, "process gone"
-                self._finish(workload, state, code, reason)
+                # Claim first: whoever sees the workload ended also sees its claim released.
                 if claim.state.is_active:
                     self._release(claim, f"workload {reason}")
+                self._finish(workload, state, code, reason)
                 continue
             if not claim.state.is_active and workload.pid is None:
                 # Registered but never started (its `gpupool run` died first): nothing to stop.

@@ -26,6 +26,7 @@ from rich.status import Status
 from gpupool.cli.common import TokenOpt, UrlOpt, make_client
 from gpupool.cli.lease import LeaseKeeper
 from gpupool.cli.output import err_console, fail
+from gpupool.cli.remote import remote_node, run_remote
 from gpupool.client import Client
 from gpupool.errors import GpupoolError
 from gpupool.model import format_size
@@ -82,7 +83,11 @@ def run(
                 _detach(client, claim, command)
                 handed_over = True
                 return
-            code = _run_attached(client, claim, command, child)
+            node = remote_node(client, claim)  # cluster mode: CMD runs on its claim's node
+            if node:
+                code = run_remote(client, claim, command, node)
+            else:
+                code = _run_attached(client, claim, command, child)
             _say_if_ended_by_server(client, claim.id)
         except Interrupted as exc:
             code = 128 + exc.signum

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from gpupool.config import load_client_config
 from gpupool.errors import ERRORS_BY_STATUS, GpupoolError, ServerUnreachable
+from gpupool.model.node_wire import NodeList
 from gpupool.model.overview import Overview
 from gpupool.model.quota import QuotaList, QuotaPublic
 from gpupool.model.wire import (
@@ -70,6 +71,10 @@ class Client:
 
     def devices(self) -> list[DevicePublic]:
         return self._call("GET", "/v1/devices", DeviceList).items
+
+    def nodes(self) -> NodeList:
+        """The pool's nodes; in cluster mode (`mode == "ray"`) with their Ray node ids."""
+        return self._call("GET", "/v1/nodes", NodeList)
 
     def claim(
         self,

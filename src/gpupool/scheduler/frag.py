@@ -99,6 +99,40 @@ class ResolvedWorkload:
         result: NDArray[np.float64] = per_shape @ wl.probs
         return result
 
+    def capacity_frag(
+        self, free_milli: NDArray[np.int64], cpu_free_milli: NDArray[np.int64], model_id: NDArray[np.int64]
+    ) -> NDArray[np.float64]:
+        """Expected idle milli-GPU that stays unused if the node were filled with tasks of one shape.
+
+        Like F_n(M), but counts how many tasks of shape m fit at once (per-GPU slivers after packing
+        m, and CPU that runs out before the GPUs do), not only whether one more fits.
+        """
+        wl = self.workload
+        milli = np.maximum(wl.gpu_milli, 1)[None, None, :]
+        whole = wl.gpu_milli >= 1000
+        per_gpu = np.where(whole[None, None, :], free_milli[:, :, None] >= milli, free_milli[:, :, None] // milli)
+        tasks_gpu = per_gpu.sum(axis=1) // np.maximum(wl.gpus, 1)[None, :]  # (B, shapes)
+        tasks_cpu = np.where(
+            wl.cpu_milli[None, :] > 0,
+            cpu_free_milli[:, None] // np.maximum(wl.cpu_milli, 1)[None, :],
+            np.iinfo(np.int64).max,
+        )
+        usable_tasks = np.minimum(tasks_gpu, tasks_cpu) * self.allowed[:, model_id].T * (wl.gpu_milli > 0)[None, :]
+        idle = free_milli.sum(axis=1).astype(np.float64)
+        usable = usable_tasks * (wl.gpu_milli * wl.gpus)[None, :]
+        per_shape = idle[:, None] - np.minimum(usable, idle[:, None])
+        result: NDArray[np.float64] = per_shape @ wl.probs
+        return result
+
+    def measure(
+        self, name: str, free_milli: NDArray[np.int64], cpu_free_milli: NDArray[np.int64],
+        model_id: NDArray[np.int64],
+    ) -> NDArray[np.float64]:
+        """`fgd` (F_n(M)) or `capacity` (capacity_frag), in milli-GPU."""
+        if name == "capacity":
+            return self.capacity_frag(free_milli, cpu_free_milli, model_id)
+        return self.frag(free_milli, cpu_free_milli, model_id)
+
 
 class OnlineWorkload:
     """Decaying histogram of the shapes of claims that have arrived: all a live pool can know.

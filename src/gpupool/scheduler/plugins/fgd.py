@@ -50,12 +50,14 @@ def option_points(
     cpu: NDArray[np.int64],
     model: NDArray[np.int64],
     resolution: float = MAX_NODE_SCORE,
+    measure: str = "fgd",
 ) -> NDArray[np.float64]:
     """FGD points per (node state, option); -inf where the option does not fit."""
-    before = resolved.frag(free, cpu, model)
+    before = resolved.measure(measure, free, cpu, model)
     options, valid = after_placing(request, free)
     batch, count, slots = options.shape
-    after = resolved.frag(
+    after = resolved.measure(
+        measure,
         options.reshape(batch * count, slots),
         np.repeat(cpu - request.cpu_milli, count),
         np.repeat(model, count),
@@ -69,6 +71,7 @@ class FgdScore:
     NAME = NAME
 
     resolution: float = MAX_NODE_SCORE
+    measure = "fgd"  # or "capacity", see ResolvedWorkload.capacity_frag
     tight_gpu = False  # among equally good GPUs take the one with least milli free (else lowest index)
 
     def __init__(self, model: FragModel) -> None:
@@ -93,6 +96,7 @@ class FgdScore:
                 cluster.cpu_free_milli[reps],
                 cluster.model_id[reps],
                 self.resolution,
+                self.measure,
             )
             result: NDArray[np.float64] = table.max(axis=1)
             return result
@@ -108,7 +112,7 @@ class FgdScore:
         at = np.asarray([node])
         free = cluster.gpu_free_milli[at]
         table = option_points(
-            request, resolved, free, cluster.cpu_free_milli[at], cluster.model_id[at], self.resolution
+            request, resolved, free, cluster.cpu_free_milli[at], cluster.model_id[at], self.resolution, self.measure
         )[0]
         table = np.where(cluster.fitting_slots(request, node), table, -np.inf)
         if self.tight_gpu:

@@ -52,7 +52,12 @@ class FragModel:
         young = arrivals < self.refresh_every and arrivals & (arrivals - 1) == 0
         if young or arrivals == self.warmup or arrivals % self.refresh_every == 0:
             fresh = self.online.snapshot()
-            if young or fresh is None or self._workload is None or distance(fresh, self._workload) > self.drift:
+            if (
+                young
+                or fresh is None
+                or self._workload is None
+                or distance(fresh, self._workload) > self.drift
+            ):
                 self._workload = fresh
                 self._resolved = None
                 self.version += 1
@@ -72,7 +77,7 @@ def distance(first: TargetWorkload, second: TargetWorkload) -> float:
     """Total variation distance between two shape distributions, 0..1."""
     a = dict(zip(first.shapes, first.probs.tolist(), strict=True))
     b = dict(zip(second.shapes, second.probs.tolist(), strict=True))
-    return 0.5 * sum(abs(a.get(key, 0.0) - b.get(key, 0.0)) for key in a.keys() | b.keys())
+    return 0.5 * float(sum(abs(a.get(key, 0.0) - b.get(key, 0.0)) for key in a.keys() | b.keys()))
 
 
 Compute = Callable[[NDArray[np.intp]], NDArray[np.float64]]

@@ -36,6 +36,7 @@ def options(args: Mapping[str, Any]) -> dict[str, Any]:
         "tiebreak": tiebreak,
         "resolution": float(args.get("resolution", 40)),
         "tight_gpu": bool(args.get("tight_gpu", True)),
+        "measure": str(args.get("measure", "fgd")),
     }
 
 
@@ -45,12 +46,14 @@ class OursScore(FgdScore):
     NAME = NAME
 
     def __init__(
-        self, model: FragModel, tiebreak: str = "gpu-left", resolution: float = 40, tight_gpu: bool = True
+        self, model: FragModel, tiebreak: str = "gpu-left", resolution: float = 40, tight_gpu: bool = True,
+        measure: str = "fgd",
     ) -> None:
         super().__init__(model)
         self.tiebreak = tiebreak
         self.resolution = resolution
         self.tight_gpu = tight_gpu
+        self.measure = measure
 
     def score(
         self, request: Request, cluster: Cluster, nodes: NDArray[np.intp], cycle: CycleState
@@ -75,7 +78,7 @@ class OursScore(FgdScore):
         if self.tiebreak == "cpu-left":
             return -cpu_left
         if self.tiebreak == "fewest-free":
-            free = (cluster.gpu_free_milli[nodes] == MILLI_PER_GPU).sum(axis=1).astype(np.float64)
+            free: NDArray[np.float64] = (cluster.gpu_free_milli[nodes] == MILLI_PER_GPU).sum(axis=1) * 1.0
             return -free
         # cpu-balance: keep CPU per free GPU close to the cluster's
         ratio = (cluster.cpu_free_milli[nodes] - request.cpu_milli) / np.maximum(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from gpupool.model.wire import ClaimPublic, EventPublic
+from gpupool.model.wire import ClaimPublic, DeviceSummary, EventPublic
 
 
 class Segment(BaseModel):
@@ -20,16 +20,7 @@ class Segment(BaseModel):
     compute_percent: int
 
 
-class DeviceCard(BaseModel):
-    uuid: str
-    node: str
-    index: int
-    model: str
-    memory_total_bytes: int
-    memory_allocated_bytes: int
-    compute_allocated_percent: int
-    memory_used_bytes: int | None = None
-    utilization_percent: float | None = None
+class DeviceCard(DeviceSummary):
     segments: list[Segment] = Field(default_factory=list)
 
 

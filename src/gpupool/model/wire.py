@@ -92,7 +92,9 @@ class ClaimPublic(BaseModel):
     ended_at: float | None = None
 
 
-class DevicePublic(BaseModel):
+class DeviceSummary(BaseModel):
+    """What every view of a device shows: where it is, its size, what is bound, what it does."""
+
     uuid: str
     node: str
     index: int
@@ -102,6 +104,9 @@ class DevicePublic(BaseModel):
     compute_allocated_percent: int
     memory_used_bytes: int | None = None
     utilization_percent: float | None = None
+
+
+class DevicePublic(DeviceSummary):
     sm_count: int = 0
     mig_capable: bool = False
     mig_mode: bool = False

@@ -171,6 +171,9 @@ def main() -> None:
         "Claims never wait on Ray: placement runs on the control plane's device table, which the "
         "membership watcher keeps current, so cluster mode costs a claim what one machine does; "
         "the difference is the watcher's and telemetry threads sharing the server's CPU.",
+        "Both servers were measured while the 3-node Ray cluster ran on the same machine (Ray's "
+        "processes compete for its CPUs), so absolute latencies can exceed BENCHMARKS.md's; "
+        "compare the rows.",
         "",
     ]
     text = "\n".join(lines)

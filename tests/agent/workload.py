@@ -1,7 +1,7 @@
 """A stand-in GPU workload for tests: a real process that declares simulated GPU usage.
 
     python workload.py [--memory BYTES] [--util PCT] [--sleep S] [--exit CODE] [--grow-to BYTES]
-        [--env KEY ...] [--ignore-term]
+        [--env KEY ...] [--ignore-term] [--term-delay S]
 
 It writes its usage to $GPUPOOL_SIM_USAGE_FILE (set by the gpupool agent on the simulated
 backend), prints the requested environment variables, sleeps, and exits with the given code.
@@ -36,10 +36,19 @@ def main() -> int:
     parser.add_argument("--grow-to", type=int, default=0, help="after 0.5 s, declare this much memory")
     parser.add_argument("--env", action="append", default=[])
     parser.add_argument("--ignore-term", action="store_true")
+    parser.add_argument("--term-delay", type=float, default=0.0, help="on SIGTERM, clean up this long")
     parser.add_argument("--pidfile")
     args = parser.parse_args()
     if args.ignore_term:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    elif args.term_delay:
+
+        def clean_up(*_: object) -> None:
+            print("workload got SIGTERM", flush=True)
+            time.sleep(args.term_delay)
+            os._exit(143)
+
+        signal.signal(signal.SIGTERM, clean_up)
     else:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.pidfile:

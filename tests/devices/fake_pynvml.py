@@ -71,6 +71,8 @@ class FakeGpu:
     max_mig_devices: int = 7
     nvlinks: list[int | str] | None = None
     processes: list[tuple[int, int | None]] = field(default_factory=list)
+    # MPS clients (nvmlDeviceGetMPSComputeRunningProcesses); None: the call is NotSupported
+    mps_processes: list[tuple[int, int | None]] | None = None
     lost: bool = False  # nvmlDeviceGetHandleByIndex answers GpuIsLost
     bytes_strings: bool = False  # old bindings return bytes for names and UUIDs
 
@@ -221,6 +223,11 @@ class FakeNvml:
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: FakeGpu | FakeMig) -> list[Any]:
         return [types.SimpleNamespace(pid=pid, usedGpuMemory=used) for pid, used in handle.processes]
+
+    def nvmlDeviceGetMPSComputeRunningProcesses(self, handle: FakeGpu | FakeMig) -> list[Any]:
+        if not isinstance(handle, FakeGpu) or handle.mps_processes is None:
+            raise self.error("NotSupported")
+        return [types.SimpleNamespace(pid=pid, usedGpuMemory=used) for pid, used in handle.mps_processes]
 
 
 def _pci(bus: int) -> Any:

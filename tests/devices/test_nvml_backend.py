@@ -127,6 +127,21 @@ def test_telemetry(fake_nvml: FakeNvml) -> None:
     assert all(s.timestamp > 0 for s in samples.values())
 
 
+def test_telemetry_merges_mps_clients_by_pid(install_nvml: Callable[..., FakeNvml]) -> None:
+    gpu = FakeGpu("GPU-m", H100_NAME, bus=1, memory_total=H100_MEMORY, sm_count=132)
+    gpu.processes = [(10, GiB), (11, 3 * GiB)]  # the MPS server and a client seen both ways
+    gpu.mps_processes = [(11, 2 * GiB), (12, 5 * GiB), (13, None)]
+    fake = install_nvml([gpu])
+    backend = NvmlBackend()
+    [sample] = backend.telemetry()
+    used = {p.pid: p.used_memory_bytes for p in sample.processes}
+    assert used == {10: GiB, 11: 3 * GiB, 12: 5 * GiB, 13: 0}, "one entry per pid, the larger memory"
+
+    fake.failing["nvmlDeviceGetMPSComputeRunningProcesses"] = "NotSupported"
+    [sample] = backend.telemetry()
+    assert [p.pid for p in sample.processes] == [10, 11], "no MPS list: the compute list alone"
+
+
 def test_telemetry_follows_the_driver_not_allocations(fake_nvml: FakeNvml) -> None:
     backend = NvmlBackend()
     backend.note_allocations({GPU2: (GiB, 100)})

@@ -3,6 +3,7 @@ declarative steps, for quota, fair-share and preemption scenarios."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,13 @@ class Scenario:
     claims: dict[str, str] = field(default_factory=dict)  # label -> claim id
 
     @classmethod
-    def start(cls, tmp_path: Path, spec: str = "1x4xH100-80GB", **quotas: tuple[str, str]) -> Scenario:
-        """A pool of `spec`; keyword quotas map tenant names (underscores for dashes) to
-        (guarantee, limit) amounts such as ("2gpu", "4gpu")."""
+    def start(
+        cls, tmp_path: Path, spec: str = "1x4xH100-80GB", grace_s: float = 30.0, **quotas: tuple[str, str]
+    ) -> Scenario:
+        """A pool of `spec` with a preemption grace of `grace_s` seconds; keyword quotas map tenant
+        names (underscores for dashes) to (guarantee, limit) amounts such as ("2gpu", "4gpu")."""
         store = Store(tmp_path / "pool.db")
-        pool = PoolService(store, SimulatedBackend(spec), make_placer())
+        pool = PoolService(store, SimulatedBackend(spec), make_placer(), preempt_grace_s=grace_s)
         pool.start()
         for key, (guarantee, limit) in quotas.items():
             name = key.replace("_", "-")
@@ -43,6 +46,14 @@ class Scenario:
 
     def release(self, label: str) -> None:
         self.pool.release(Tenant(name="admin"), self.claims[label])
+
+    def expire(self) -> None:
+        """Let every grace period run out: the pool's pass ends the victims and binds who waits."""
+        self.pool.end_overdue_preemptions(time.time() + 3600)
+        self.pool.schedule()
+
+    def preempting(self) -> set[str]:
+        return {label for label in self.claims if self.get(label).preempting}
 
     def get(self, label: str) -> Claim:
         return self.pool.store.get_claim(self.claims[label])

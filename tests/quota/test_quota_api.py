@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,9 @@ GRAFANA = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "gpupool-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(home=tmp_path_factory.mktemp("quota"), simulate="1x4xH100-80GB").start()
+    proc = ServerProcess(
+        home=tmp_path_factory.mktemp("quota"), simulate="1x4xH100-80GB", extra_args=("--preempt-grace", "1")
+    ).start()
     try:
         yield proc
     finally:
@@ -33,6 +36,14 @@ def _cli(server: ServerProcess, *args: str, token: str = ADMIN_TOKEN) -> subproc
     return subprocess.run(
         [sys.executable, "-m", "gpupool", *args], env=env, capture_output=True, text=True, timeout=30
     )
+
+
+def _until(client: httpx.Client, claim_id: str, state: str, timeout_s: float = 10.0) -> dict[str, object]:
+    deadline = time.monotonic() + timeout_s
+    while (found := client.get(f"/v1/claims/{claim_id}").json())["state"] != state:
+        assert time.monotonic() < deadline, found
+        time.sleep(0.1)
+    return found  # type: ignore[no-any-return]
 
 
 def test_quota_lifecycle_queue_transparency_and_preemption(server: ServerProcess) -> None:
@@ -69,15 +80,20 @@ def test_quota_lifecycle_queue_transparency_and_preemption(server: ServerProcess
         team_a.delete(f"/v1/claims/{beyond['id']}")
 
         inside = team_a.post("/v1/claims", json={"gpus": 1}).json()
-        assert inside["state"] == "bound", "within its guarantee: a borrower was preempted for it"
+        assert inside["state"] == "pending", "within its guarantee: a borrower is preempted for it ..."
+        assert inside["reason"].startswith("waiting for 1 preempted claim(s) to stop")
         states = [team_b.get(f"/v1/claims/{c['id']}").json() for c in borrowed]
-        [victim] = [c for c in states if c["state"] == "preempted"]
-        assert inside["id"] in victim["reason"]
+        [victim] = [c for c in states if c["preempt_deadline"] is not None]
+        assert victim["state"] == "bound" and inside["id"] in victim["reason"]
+        _until(team_a, inside["id"], "bound")  # ... and binds once its grace period is over
+        assert team_b.get(f"/v1/claims/{victim['id']}").json()["state"] == "preempted"
 
     with server.client() as admin:
-        survivor = next(c for c in states if c["state"] == "bound")
-        assert admin.post(f"/v1/claims/{survivor['id']}/preempt").json()["state"] == "preempted"
+        survivor = next(c for c in states if c["preempt_deadline"] is None)
+        marked = admin.post(f"/v1/claims/{survivor['id']}/preempt").json()
+        assert marked["state"] == "bound" and marked["preempt_deadline"] is not None
         assert admin.post(f"/v1/claims/{survivor['id']}/preempt").status_code == 409
+        _until(admin, survivor["id"], "preempted")
         events = admin.get("/v1/events", params={"claim": survivor["id"]}).json()["items"]
         assert events[-1]["action"] == "claim.preempted"
         assert events[-1]["details"]["reason"] == "preempted by the admin"

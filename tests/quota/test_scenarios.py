@@ -1,13 +1,17 @@
 """Declarative quota scenarios on a real in-process pool: guarantee, borrowing, limits, fair
-share between tenants, and preemption (which claim, with which events, and which never)."""
+share between tenants, and preemption (which claim, with which events, and which never; victims
+keep their devices through the grace period and the waiting claim binds only after they end)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from quota_harness import BOUND, PENDING, PREEMPTED, Scenario
+
+from gpupool.model import Tenant
 
 GiB = 1024**3
 
@@ -23,18 +27,67 @@ def test_guarantee_is_respected_by_preempting_borrowers(tmp: Path) -> None:
         s.claim(f"b{i}", "team-b", gpus=1, preemptible=True)
     assert set(s.states().values()) == {BOUND}, "an idle pool lends everything to team-b"
 
-    s.claim("a", "team-a", gpus=2)
-    states = s.states()
-    assert states["a"] == BOUND
-    assert sorted(states[f"b{i}"] for i in range(4)) == [BOUND, BOUND, PREEMPTED, PREEMPTED]
-    # The two most recently bound (least run time lost) go; the others keep running.
-    assert (states["b2"], states["b3"]) == (PREEMPTED, PREEMPTED)
+    before = time.time()
+    waiting = s.claim("a", "team-a", gpus=2)
+    # The two most recently bound (least run time lost) are preempted, but keep their GPUs
+    # through the grace period: the waiting claim is not bound on memory still in use.
+    assert s.states() == {"b0": BOUND, "b1": BOUND, "b2": BOUND, "b3": BOUND, "a": PENDING}
+    assert s.preempting() == {"b2", "b3"}
+    deadline = s.get("b3").preempt_deadline
+    assert deadline is not None and before + 30 <= deadline <= time.time() + 30
+    assert waiting.reason.startswith("waiting for 2 preempted claim(s) to stop (grace until ")
     victim = s.get("b3")
     assert s.claims["a"] in victim.reason and "guarantee" in victim.reason
-    assert s.actions("b3")[-1] == "claim.preempted"
-    assert "claim.preempting" in s.actions("a")
-    [preempting] = [e for e in s.events("a") if e.action == "claim.preempting"]
-    assert sorted(preempting.details["victims"]) == sorted([s.claims["b2"], s.claims["b3"]])
+    [marked] = [e for e in s.events("b3") if e.action == "claim.preempting"]
+    assert marked.details["deadline"] == deadline and marked.details["for_claim"] == s.claims["a"]
+
+    s.pool.schedule()  # later passes wait for the same victims: nobody else is picked
+    assert s.preempting() == {"b2", "b3"} and s.get("a").state.value == PENDING
+
+    s.release("b3")  # its owner stopped the workload and released: that ends it as preempted
+    assert s.get("b3").state.value == PREEMPTED and s.claims["a"] in s.get("b3").reason
+    assert s.actions("b3") == ["claim.created", "claim.bound", "claim.preempting", "claim.preempted"]
+    assert s.get("a").state.value == PENDING, "b2 still runs on the GPU a needs"
+    assert s.get("a").reason.startswith("waiting for 1 preempted claim(s) to stop")
+
+    s.expire()  # b2's owner never reacts: the pool's pass ends it at its deadline
+    assert s.states() == {"b0": BOUND, "b1": BOUND, "b2": PREEMPTED, "b3": PREEMPTED, "a": BOUND}
+    assert s.events("b2")[-1].details == {"reason": s.get("b2").reason, "stopped": "grace period over"}
+    assert s.actions("a") == ["claim.created", "claim.preempts", "claim.bound"]
+    [preempts] = [e for e in s.events("a") if e.action == "claim.preempts"]
+    assert sorted(preempts.details["victims"]) == sorted([s.claims["b2"], s.claims["b3"]])
+    freed = {b.device_uuid for label in ("b2", "b3") for b in s.get(label).bindings}
+    assert {b.device_uuid for b in s.get("a").bindings} == freed
+    s.close()
+
+
+def test_room_promised_to_a_waiting_claim_is_kept_for_it(tmp: Path) -> None:
+    s = Scenario.start(tmp, team_a=("2gpu", "4gpu"), team_b=("none", "none"))
+    for i in range(3):
+        s.claim(f"b{i}", "team-b", gpus=1, preemptible=True)
+    s.claim("a", "team-a", gpus=2)  # one free GPU plus one victim
+    assert s.preempting() == {"b2"} and s.get("a").state.value == PENDING
+    # A higher-priority claim arriving now must not take the free GPU that `a` was promised.
+    late = s.claim("late", "admin", gpus=1, priority=10)
+    assert late.state.value == PENDING
+    s.release("b2")
+    assert (s.get("a").state.value, s.get("late").state.value) == (BOUND, PENDING)
+    assert s.get("b2").state.value == PREEMPTED
+    s.close()
+
+
+def test_admin_preempt_uses_the_grace_period(tmp: Path) -> None:
+    s = Scenario.start(tmp, grace_s=5.0)
+    held = s.claim("held", "team-b", gpus=4)
+    s.claim("next", "team-c", gpus=1)
+    admin = Tenant(name="admin")
+    claim = s.pool.preempt(admin, held.id)
+    assert claim.state.value == BOUND and claim.preempting and claim.reason == "preempted by the admin"
+    with pytest.raises(Exception, match="already preempting"):
+        s.pool.preempt(admin, held.id)
+    assert s.get("next").state.value == PENDING
+    s.expire()
+    assert (s.get("held").state.value, s.get("next").state.value) == (PREEMPTED, BOUND)
     s.close()
 
 
@@ -97,11 +150,13 @@ def test_preemption_picks_the_cheapest_claim(tmp: Path) -> None:
     s.claim("b-old", "team-b", gpus=1, preemptible=True)
     s.claim("b-new", "team-b", gpus=1, preemptible=True)
     s.claim("a", "team-a", gpus=1)
+    assert s.preempting() == {"b-new"}  # lowest priority, least run time lost
+    s.expire()
     assert s.states() == {
         "b-firm": BOUND,
         "b-high": BOUND,
         "b-old": BOUND,
-        "b-new": PREEMPTED,  # lowest priority, least run time lost
+        "b-new": PREEMPTED,
         "a": BOUND,
     }
     assert s.get("a").bindings[0].device_uuid == s.get("b-new").bindings[0].device_uuid
@@ -116,7 +171,8 @@ def test_in_guarantee_claims_are_never_preempted(tmp: Path) -> None:
     waiting = s.claim("a", "team-a", gpus=2)
     assert waiting.state.value == PENDING
     assert s.states() == {"b0": BOUND, "b1": BOUND, "admin": BOUND, "a": PENDING}
-    assert not any(e.action == "claim.preempted" for e in s.pool.store.list_events(limit=1000))
+    actions = {e.action for e in s.pool.store.list_events(limit=1000)}
+    assert not actions & {"claim.preempting", "claim.preempted"} and not s.preempting()
     s.close()
 
 
@@ -126,6 +182,8 @@ def test_only_the_part_above_a_guarantee_is_evictable(tmp: Path) -> None:
     s.claim("b-over", "team-b", gpus=1, preemptible=True)  # borrowed
     s.claim("fill", "admin", gpus=2)
     s.claim("a", "team-a", gpus=1)
+    assert s.get("a").state.value == PENDING and s.preempting() == {"b-over"}
+    s.expire()
     states = s.states()
     assert states["a"] == BOUND
     # Evicting either leaves team-b at its guarantee; the newer one (less run time lost) goes.

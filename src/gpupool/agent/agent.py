@@ -310,6 +310,13 @@ class NodeAgent:
                 why = f"claim {claim.state.value}" + (f": {claim.reason}" if claim.reason else "")
                 if self.supervisor.begin_stop(workload, now, self.options.stop_grace_s, why):
                     self._event("workload.stopping", claim, {"reason": why})
+            elif claim.preempting and workload.detached:
+                # Preempted: SIGTERM now, SIGKILL at the claim's deadline; the claim ends (as
+                # `preempted`) when the process has exited, so its devices are free by then.
+                grace = max(0.0, (claim.preempt_deadline or now) - now)
+                if self.supervisor.begin_stop(workload, now, grace, f"preempted: {claim.reason}"):
+                    details = {"reason": claim.reason, "grace_s": round(grace, 3)}
+                    self._event("workload.stopping", claim, details)
             if self.supervisor.escalate(workload, now):
                 self._event(
                     "workload.killed", claim, {"pid": workload.pid, "after_s": self.options.stop_grace_s}

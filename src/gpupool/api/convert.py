@@ -42,6 +42,7 @@ def claim_public(claim: Claim, queue_position: int | None = None) -> ClaimPublic
         updated_at=claim.updated_at,
         bound_at=claim.bound_at,
         ended_at=claim.ended_at,
+        preempt_deadline=claim.preempt_deadline if claim.preempting else None,
     )
 
 

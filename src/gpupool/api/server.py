@@ -7,14 +7,14 @@ import logging
 import shutil
 import socket
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import uvicorn
 from rich.console import Console
 
-from gpupool.agent import AgentOptions, MpsMode, NodeAgent
+from gpupool.agent import AgentOptions, NodeAgent
 from gpupool.api.app import create_app
 from gpupool.api.auth import resolve_admin_token
 from gpupool.api.routes.workloads import install_agent
@@ -22,6 +22,7 @@ from gpupool.config import ClientConfig, data_dir, save_client_config
 from gpupool.devices import open_backend
 from gpupool.errors import InvalidRequest
 from gpupool.pool import PoolService
+from gpupool.pool.service import DEFAULT_PREEMPT_GRACE_S
 from gpupool.scheduler import make_placer
 from gpupool.store import Store
 
@@ -41,6 +42,7 @@ class ServeOptions:
     log_level: str = "info"
     agent: AgentOptions | None = None  # node agent settings (leases, idle, watchdog, MPS)
     ray: str | None = None  # cluster mode: the Ray address to join (`auto`: the local cluster)
+    preempt_grace_s: float = DEFAULT_PREEMPT_GRACE_S  # SIGTERM -> SIGKILL for preempted workloads
 
 
 def build_pool(options: ServeOptions, cluster: ClusterMode | None = None) -> PoolService:
@@ -49,7 +51,7 @@ def build_pool(options: ServeOptions, cluster: ClusterMode | None = None) -> Poo
     if notice:
         log.warning(notice)
     store = Store(options.db or data_dir() / "gpupool.db")
-    pool = PoolService(store, backend, make_placer(options.policy))
+    pool = PoolService(store, backend, make_placer(options.policy), preempt_grace_s=options.preempt_grace_s)
     for claim in pool.start():
         log.warning("claim %s (%s) is bound to a device that no longer exists", claim.id, claim.tenant)
     return pool
@@ -102,10 +104,8 @@ def _join_cluster(options: ServeOptions) -> ClusterMode | None:
 
 
 def _agent_options(options: ServeOptions, cluster: ClusterMode | None) -> AgentOptions | None:
-    """In cluster mode MPS daemons would belong on the nodes, not the control plane: off here."""
-    if cluster is None:
-        return options.agent
-    return replace(options.agent or AgentOptions(), mps=MpsMode.OFF)
+    """The agent's settings; cluster mode adjusts them (see `ClusterMode.agent_options`)."""
+    return options.agent if cluster is None else cluster.agent_options(options.agent)
 
 
 def _command_name() -> str:

@@ -71,6 +71,9 @@ def serve(
     ray: Annotated[
         str | None, typer.Option("--ray", help="cluster mode: join the Ray cluster at ADDRESS (or auto)")
     ] = None,
+    preempt_grace: Annotated[
+        float, typer.Option("--preempt-grace", min=0, help="seconds a preempted workload gets to stop")
+    ] = 10.0,
 ) -> None:
     """Run the pool: API, scheduler, store and node agent (a simulated pool when no GPU is found)."""
     from gpupool.api.server import ServeOptions
@@ -81,7 +84,7 @@ def serve(
         allow_mig_reconfig,
     )  # fmt: skip
     options = ServeOptions(simulate=simulate, host=host, port=port, db=db, policy=policy, log_level=log_level)
-    run_server(replace(options, agent=agent, ray=ray))
+    run_server(replace(options, agent=agent, ray=ray, preempt_grace_s=preempt_grace))
 
 
 app.command()(claims.claim)

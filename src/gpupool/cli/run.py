@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -34,6 +35,8 @@ from gpupool.model.wire import ClaimPublic
 from gpupool.model.workload_wire import LeasePublic
 
 POLL_S = 0.25
+LEASE_TTL_S = 30.0
+"""Lease taken with the claim (same transaction); the first heartbeat sets the server's TTL."""
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
 
@@ -73,11 +76,16 @@ def run(
     handed_over = False  # a detached CMD's claim belongs to the node agent
     with make_client(url, token) as client:
         previous = {sig: signal.signal(sig, _raise_interrupted) for sig in FORWARDED}
-        claim = client.claim(gpus=gpus, memory=memory, compute=compute_value, model=model, priority=priority)
+        claim = client.claim(
+            gpus=gpus, memory=memory, compute=compute_value, model=model, priority=priority,
+            lease_ttl_s=LEASE_TTL_S,
+        )  # fmt: skip
         keeper: LeaseKeeper | None = None
         child: dict[str, subprocess.Popen[bytes]] = {}
         try:
-            keeper = LeaseKeeper(client.url, client.token, claim.id, _ended_notice(child)).start()
+            keeper = LeaseKeeper(
+                client.url, client.token, claim.id, _ended_notice(child), _preempted_notice(claim.id, child)
+            ).start()
             claim = _wait_bound(client, claim, wait)
             if detach:
                 _detach(client, claim, command)
@@ -218,6 +226,35 @@ def _ended_notice(child: dict[str, subprocess.Popen[bytes]]) -> Callable[[LeaseP
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
+
+    return notice
+
+
+def _preempted_notice(
+    claim_id: str, child: dict[str, subprocess.Popen[bytes]]
+) -> Callable[[float, str], None]:
+    """When the claim is preempted: say why, SIGTERM CMD now and SIGKILL it at the deadline. CMD's
+    exit then releases the claim as usual, which the server records as `preempted`."""
+
+    def notice(deadline: float, reason: str) -> None:
+        until = time.strftime("%H:%M:%S", time.localtime(deadline))
+        sys.stderr.write(
+            f"gpupool: claim {claim_id} is preempted ({reason}); stopping CMD (SIGKILL at {until})\n"
+        )
+        proc = child.get("proc")
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+
+        def kill() -> None:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+
+        timer = threading.Timer(max(0.0, deadline - time.time()), kill)
+        timer.daemon = True
+        timer.start()
 
     return notice
 

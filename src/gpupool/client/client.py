@@ -85,7 +85,9 @@ class Client:
         priority: int = 0,
         preemptible: bool = False,
         labels: dict[str, str] | None = None,
+        lease_ttl_s: float | None = None,
     ) -> ClaimPublic:
+        """Create a claim; with `lease_ttl_s` its lease is taken in the same transaction."""
         body: dict[str, Any] = {"gpus": gpus, "priority": priority, "preemptible": preemptible}
         if memory is not None:
             body["memory"] = memory
@@ -95,6 +97,8 @@ class Client:
             body["model"] = model
         if labels:
             body["labels"] = labels
+        if lease_ttl_s is not None:
+            body["lease_ttl_s"] = lease_ttl_s
         return self._call("POST", "/v1/claims", ClaimPublic, json=body)
 
     def get_claim(self, claim_id: str) -> ClaimPublic:

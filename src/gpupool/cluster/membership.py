@@ -75,8 +75,10 @@ class MembershipWatcher:
         return self.backend.live()
 
     def attach(self, pool: PoolService) -> None:
-        """From now on, joins and losses change `pool`."""
+        """From now on, joins and losses change `pool` (the nodes found so far are logged as joined)."""
         self.pool = pool
+        for record in self.backend.live():
+            self._event("node.joined", record, {"devices": len(record.devices), "backend": record.backend})
 
     def start(self) -> MembershipWatcher:
         self._thread = threading.Thread(target=self._loop, name="gpupool-membership", daemon=True)

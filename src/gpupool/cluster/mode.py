@@ -10,13 +10,14 @@ cluster.close()
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from gpupool.agent import NodeAgent
+from gpupool.agent import AgentOptions, MpsMode, NodeAgent
 from gpupool.cluster.backend import NodeRecord, RayBackend
 from gpupool.cluster.membership import MembershipWatcher
 from gpupool.cluster.supervisor import ClusterSupervisor
 from gpupool.errors import DeviceBackendError
+from gpupool.isolation import WatchdogMode
 from gpupool.model.node_wire import NodePublic
 from gpupool.pool import PoolService
 
@@ -82,6 +83,12 @@ class ClusterMode:
         self.watcher.attach(pool)
         self.watcher.start()
         return self
+
+    @staticmethod
+    def agent_options(options: AgentOptions | None) -> AgentOptions:
+        """The control plane's agent settings in cluster mode: no MPS daemons and no memory watchdog
+        here, since the processes run on other nodes (their pids mean nothing on this host)."""
+        return replace(options or AgentOptions(), mps=MpsMode.OFF, watchdog=WatchdogMode.OFF)
 
     def nodes(self) -> list[NodePublic]:
         """Every node seen, lost ones included (with why), for `GET /v1/nodes`."""

@@ -261,15 +261,29 @@ class NvmlBackend:
     def _sample(self, device_uuid: str, handle: Any, now: float) -> DeviceTelemetry:
         rates = self.query("nvmlDeviceGetUtilizationRates", handle)  # N/A on MIG instances
         memory = self.query("nvmlDeviceGetMemoryInfo", handle)
-        running = self.query("nvmlDeviceGetComputeRunningProcesses", handle) or []
         return DeviceTelemetry(
             uuid=device_uuid,
             utilization_percent=float(rates.gpu) if rates is not None else 0.0,
             memory_used_bytes=int(memory.used) if memory is not None else 0,
-            # usedGpuMemory is None where the driver cannot account it (WDDM, some containers)
-            processes=tuple(ProcessUsage(int(p.pid), int(p.usedGpuMemory or 0)) for p in running),
+            processes=self._processes(handle),
             timestamp=now,
         )
+
+    def _processes(self, handle: Any) -> tuple[ProcessUsage, ...]:
+        """Compute processes of a device, MPS clients included, one per pid (the larger memory).
+
+        Under MPS the clients are listed by nvmlDeviceGetMPSComputeRunningProcesses, not by
+        nvmlDeviceGetComputeRunningProcesses (which then shows the MPS server); the watchdog needs
+        the clients. Either list may be N/A. Untested on a real MPS card so far.
+        """
+        used_by_pid: dict[int, int] = {}
+        for function in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetMPSComputeRunningProcesses"):
+            for process in self.query(function, handle) or []:
+                pid = int(process.pid)
+                # usedGpuMemory is None where the driver cannot account it (WDDM, some containers)
+                used = int(process.usedGpuMemory or 0)
+                used_by_pid[pid] = max(used, used_by_pid.get(pid, 0))
+        return tuple(ProcessUsage(pid, used) for pid, used in used_by_pid.items())
 
 
 def _mig_model(parent_model: str, parent_product: str, instance_name: str) -> str:

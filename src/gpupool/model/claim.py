@@ -95,6 +95,13 @@ class Claim:
     updated_at: float = 0.0
     bound_at: float | None = None
     ended_at: float | None = None
+    # Set while a bound claim is being preempted: its workload must stop by then (epoch seconds);
+    # it keeps its devices until it ends, and then ends as `preempted` whoever ends it.
+    preempt_deadline: float | None = None
+
+    @property
+    def preempting(self) -> bool:
+        return self.state == ClaimState.BOUND and self.preempt_deadline is not None
 
 
 @dataclass(frozen=True)

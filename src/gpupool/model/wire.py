@@ -27,6 +27,12 @@ class ClaimCreate(BaseModel):
     preemptible: StrictBool = False
     wait: StrictBool = Field(False, description="accepted for compatibility; claims always queue")
     labels: dict[str, str] = Field(default_factory=dict)
+    lease_ttl_s: float | None = Field(
+        None,
+        ge=1,
+        le=86400,
+        description="take a lease with the claim (same transaction): reclaimed unless renewed within",
+    )
 
     @field_validator("memory")
     @classmethod
@@ -90,6 +96,9 @@ class ClaimPublic(BaseModel):
     updated_at: float
     bound_at: float | None = None
     ended_at: float | None = None
+    preempt_deadline: float | None = Field(
+        None, description="set while a bound claim is preempted: its workload must stop by then"
+    )
 
 
 class DeviceSummary(BaseModel):

@@ -75,6 +75,9 @@ class LeasePublic(BaseModel):
     expires_at: float
     state: str
     reason: str
+    preempt_deadline: float | None = Field(
+        None, description="the claim is preempted: SIGTERM the workload now, SIGKILL at this time"
+    )
 
 
 class IdleTimeoutSet(BaseModel):

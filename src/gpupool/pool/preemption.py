@@ -1,19 +1,23 @@
 """Preemption: when a claim within its tenant's guarantee cannot be placed, evict the cheapest set
-of preemptible claims of tenants above their guarantee, and bind it.
+of preemptible claims of tenants above their guarantee, and bind it once they have stopped.
 
 Cheapest: lowest priority first, then the least run time lost (most recently bound). Victims are
 added in that order until the claim fits, then any victim the placement does not need is spared.
-A victim's claim is marked `preempted` with the reason at once (its capacity is free); a node
-agent running its workload sees the claim end and stops it: SIGTERM, then SIGKILL after its
-grace period. Every preemption is in the audit trail.
+A victim is not freed at once: it stays bound (its devices are still in use) and gets a grace
+deadline (`claim.preempting` event). Its owner stops the workload: `gpupool run` or the node
+agent sends SIGTERM, then SIGKILL at the deadline, and releases; the claim then ends as
+`preempted`. The pool's periodic pass ends any victim still bound after its deadline (see
+`PoolService.end_overdue_preemptions`). Meanwhile the waiting claim stays pending, the room it
+will take is reserved for it (`Drain`), and nobody is preempted twice for the same need.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from gpupool.model import Claim, ClaimSpec, ClaimState
+from gpupool.model import Binding, Claim, ClaimSpec, ClaimState
 from gpupool.pool.observer import PoolObserver
 from gpupool.pool.quota import QuotaGate
 from gpupool.scheduler import DeviceLoad, PlacementResult, Placer
@@ -21,29 +25,16 @@ from gpupool.store import Store
 
 
 def victim_order(bound: Sequence[Claim], now: float) -> list[Claim]:
-    """Preemptible bound claims, cheapest to evict first."""
-    preemptible = [c for c in bound if c.state == ClaimState.BOUND and c.spec.preemptible]
+    """Preemptible bound claims not already preempting, cheapest to evict first."""
+    preemptible = [
+        c for c in bound if c.state == ClaimState.BOUND and c.spec.preemptible and not c.preempting
+    ]
     return sorted(preemptible, key=lambda c: (c.spec.priority, now - (c.bound_at or now), c.id))
 
 
 def without(loads: Sequence[DeviceLoad], victims: Sequence[Claim]) -> list[DeviceLoad]:
     """The loads as they would be with the victims' bindings freed."""
-    freed: dict[str, tuple[int, int]] = {}
-    for victim in victims:
-        for b in victim.bindings:
-            memory, compute = freed.get(b.device_uuid, (0, 0))
-            freed[b.device_uuid] = (memory + b.memory_bytes, compute + b.compute_percent)
-    return [
-        DeviceLoad(
-            device=load.device,
-            allocated_memory_bytes=load.allocated_memory_bytes - freed[load.device.uuid][0],
-            allocated_compute_percent=load.allocated_compute_percent - freed[load.device.uuid][1],
-            utilization_percent=load.utilization_percent,
-        )
-        if load.device.uuid in freed
-        else load
-        for load in loads
-    ]
+    return _add(loads, [b for victim in victims for b in victim.bindings], sign=-1)
 
 
 def plan(
@@ -80,36 +71,140 @@ def plan(
     return chosen, result
 
 
-def preempt(store: Store, victims: Sequence[Claim], reason: str, actor: str = "scheduler") -> list[Claim]:
-    """Mark the victims preempted with the reason; returns those that were still active."""
-    ended = []
+WAIT_PREFIX = "waiting for "
+"""A pending claim whose reason starts with this waits for its victims to stop."""
+
+
+def preempt(
+    store: Store,
+    victims: Sequence[Claim],
+    reason: str,
+    deadline: float,
+    actor: str = "scheduler",
+    for_claim: str | None = None,
+) -> list[Claim]:
+    """Start the grace period of the victims (bound until `deadline`); returns those that were
+    bound and not already preempting."""
+    details = {"for_claim": for_claim} if for_claim else {}
+    marked = []
     for victim in victims:
-        claim = store.end_claim(victim.id, ClaimState.PREEMPTED, actor=actor, reason=reason)
-        if claim.state == ClaimState.PREEMPTED and claim.reason == reason:
-            ended.append(claim)
-    return ended
+        claim = store.mark_preempting(victim.id, deadline, reason, actor=actor, **details)
+        if claim is not None:
+            marked.append(claim)
+    return marked
+
+
+def _add(loads: Sequence[DeviceLoad], bindings: Sequence[Binding], sign: int = 1) -> list[DeviceLoad]:
+    added: dict[str, tuple[int, int]] = {}
+    for b in bindings:
+        memory, compute = added.get(b.device_uuid, (0, 0))
+        added[b.device_uuid] = (memory + sign * b.memory_bytes, compute + sign * b.compute_percent)
+    return [
+        DeviceLoad(
+            device=load.device,
+            allocated_memory_bytes=load.allocated_memory_bytes + added[load.device.uuid][0],
+            allocated_compute_percent=load.allocated_compute_percent + added[load.device.uuid][1],
+            utilization_percent=load.utilization_percent,
+        )
+        if load.device.uuid in added
+        else load
+        for load in loads
+    ]
+
+
+@dataclass
+class Drain:
+    """Capacity held by preempting claims during one scheduling pass.
+
+    `future` is the loads as they will be once every draining claim has stopped, minus the room
+    already reserved for claims waiting on them. A claim binding now must fit both now and in the
+    future (`guarded`), so it never takes room a waiting in-guarantee claim was promised.
+    """
+
+    claims: list[Claim]
+    future: list[DeviceLoad]
+    reserved: bool = False
+    waiting_on: dict[str, list[Claim]] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, loads: Sequence[DeviceLoad], draining: Sequence[Claim]) -> Drain:
+        return cls(list(draining), without(loads, draining))
+
+    def add(self, victims: Sequence[Claim]) -> None:
+        self.claims.extend(victims)
+        self.future = without(self.future, victims)
+
+    def reserve(self, bindings: Sequence[Binding]) -> None:
+        self.future = _add(self.future, bindings)
+        self.reserved = True
+
+    def guarded(self, loads: Sequence[DeviceLoad]) -> Sequence[DeviceLoad]:
+        """The loads a claim binding now is placed on: per device the larger of now and future."""
+        if not self.reserved:
+            return loads
+        future = {load.device.uuid: load for load in self.future}
+        return [
+            DeviceLoad(
+                device=load.device,
+                allocated_memory_bytes=max(
+                    load.allocated_memory_bytes, future[load.device.uuid].allocated_memory_bytes
+                ),
+                allocated_compute_percent=max(
+                    load.allocated_compute_percent, future[load.device.uuid].allocated_compute_percent
+                ),
+                utilization_percent=load.utilization_percent,
+            )
+            if load.device.uuid in future
+            else load
+            for load in loads
+        ]
+
+    def bound(self, bindings: Sequence[Binding]) -> None:
+        """A claim bound now: it holds that room in the future too."""
+        self.future = _add(self.future, bindings)
+
+    def wait_reason(self, placement: Sequence[Binding]) -> str:
+        """Why a claim that will fit once victims stop still waits, naming them and the deadline."""
+        devices = {b.device_uuid for b in placement}
+        blocking = [c for c in self.claims if any(b.device_uuid in devices for b in c.bindings)]
+        blocking = blocking or self.claims
+        deadline = max((c.preempt_deadline or 0.0) for c in blocking)
+        until = time.strftime("%H:%M:%S", time.localtime(deadline))
+        return f"{WAIT_PREFIX}{len(blocking)} preempted claim(s) to stop (grace until {until})"
 
 
 def make_room(
     store: Store,
     placer: Placer,
     claim: Claim,
-    loads: Sequence[DeviceLoad],
+    drain: Drain,
     gate: QuotaGate,
     observer: PoolObserver,
+    deadline: float,
 ) -> list[Claim]:
-    """Preempt for an in-guarantee pending claim that does not fit; returns the claims evicted."""
+    """Mark victims preempting for an in-guarantee pending claim that does not fit even once the
+    claims already draining have stopped; returns the new victims (also added to `drain`)."""
     bound = store.list_claims(states=[ClaimState.BOUND], limit=1_000_000)
-    found = plan(claim.spec, claim.tenant, loads, bound, gate, placer)
+    for draining in drain.claims:  # judge borrowing on what tenants will still hold
+        gate.note_freed(draining)
+    try:
+        found = plan(claim.spec, claim.tenant, drain.future, bound, gate, placer)
+    finally:
+        for draining in drain.claims:
+            gate.note_bound(draining.tenant, draining.bindings)
     if found is None:
         return []
     victims, _placement = found
     reason = f"preempted for {claim.id} of {claim.tenant}, which is within its guarantee"
-    ended = preempt(store, victims, reason)
-    for victim in ended:
-        gate.note_freed(victim)
+    marked = preempt(store, victims, reason, deadline, for_claim=claim.id)
+    for victim in marked:
         observer.on_preemption(victim.tenant, 1)
-    if ended:
-        details = {"victims": [v.id for v in ended], "tenants": sorted({v.tenant for v in ended})}
-        store.add_event("scheduler", "claim.preempting", claim.id, claim.tenant, details)
-    return ended
+    if marked:
+        details = {
+            "victims": [v.id for v in marked],
+            "tenants": sorted({v.tenant for v in marked}),
+            "deadline": deadline,
+        }
+        store.add_event("scheduler", "claim.preempts", claim.id, claim.tenant, details)
+        drain.add(marked)
+    return marked

@@ -22,8 +22,15 @@ from gpupool.pool.fairshare import fair_order
 from gpupool.pool.observer import NullObserver, PoolObserver
 from gpupool.scheduler import DeviceLoad, Placer
 from gpupool.store import Store
+from gpupool.store.runtime import RuntimeRecords
 
 log = logging.getLogger("gpupool.pool")
+
+DEFAULT_PREEMPT_GRACE_S = 10.0
+"""Seconds a preempted claim's workload gets between SIGTERM and SIGKILL (`serve --preempt-grace`)."""
+OWNER_SLACK_S = 2.0
+"""Extra seconds the backstop leaves a preempted claim whose workload is still recorded as live:
+its owner SIGKILLs it at the deadline and releases it; the pool ends it only if the owner does not."""
 
 
 @dataclass(frozen=True)
@@ -38,10 +45,17 @@ class DeviceView:
 
 
 class PoolService:
-    def __init__(self, store: Store, backend: DeviceBackend, placer: Placer) -> None:
+    def __init__(
+        self,
+        store: Store,
+        backend: DeviceBackend,
+        placer: Placer,
+        preempt_grace_s: float = DEFAULT_PREEMPT_GRACE_S,
+    ) -> None:
         self.store = store
         self.backend = backend
         self.placer = placer
+        self.preempt_grace_s = preempt_grace_s
         self._devices: list[Device] = []
         self._schedule_lock = threading.Lock()
         self.observer: PoolObserver = NullObserver()  # metrics plug in here (api layer)
@@ -86,28 +100,34 @@ class PoolService:
         return list(self._devices)
 
     # ------------------------------------------------------------------ claims
-    def create_claim(self, tenant: Tenant, spec: ClaimSpec) -> Claim:
-        """Record a claim; bind it in the same transaction when it fits now and nobody waits ahead."""
+    def create_claim(self, tenant: Tenant, spec: ClaimSpec, lease_ttl_s: float | None = None) -> Claim:
+        """Record a claim; bind it in the same transaction when it fits now and nobody waits ahead.
+
+        With `lease_ttl_s` the claim's lease is taken in that transaction too (see `Store.add_claim`).
+        """
         with self._schedule_lock:
             ahead = self.store.count_pending(min_priority=spec.priority)
             started = time.perf_counter()
             result = self.placer.place(spec, self._loads())
             self.observer.on_decision(time.perf_counter() - started, result.ok)
             verdict = quota.admit(self.store, self._devices, tenant.name, spec)
-            if result.ok and ahead == 0 and verdict.allowed:
+            # While victims drain, room may be promised to a waiting claim: let the pass decide.
+            draining = bool(self.store.preempting_claims()) if result.ok else False
+            if result.ok and ahead == 0 and verdict.allowed and not draining:
                 try:
                     bindings = result.bindings
-                    claim = self.store.add_claim(tenant.name, spec, "", tenant.name, placement=bindings)
+                    claim = self.store.add_claim(
+                        tenant.name, spec, "", tenant.name, placement=bindings, lease_ttl_s=lease_ttl_s
+                    )
                 except CapacityError:
                     pass  # another process took the room meanwhile: queue it like any other
                 else:
                     return claim
             reason = result.reason if not result.ok else f"queued behind {ahead} earlier claim(s)"
             reason = verdict.reason or reason  # a quota holding the claim back says so first
-            claim = self.store.add_claim(tenant.name, spec, reason, tenant.name)
-        if self.schedule():
-            return self.store.get_claim(claim.id)
-        return claim
+            claim = self.store.add_claim(tenant.name, spec, reason, tenant.name, lease_ttl_s=lease_ttl_s)
+        self.schedule()
+        return self.store.get_claim(claim.id)  # bound now, or with the pass's reason (may preempt)
 
     def get_claim(self, tenant: Tenant, claim_id: str) -> Claim:
         claim = self.store.get_claim(claim_id)
@@ -152,14 +172,24 @@ class PoolService:
 
     # --------------------------------------------------------------- placement
     def schedule(self) -> int:
-        """One pass over the pending queue; binds every claim that fits now. Returns how many."""
+        """One pass over the pending queue; binds every claim that fits now. Returns how many.
+
+        Preempting claims past their deadline are ended first. An in-guarantee claim that does not
+        fit waits for claims already draining, or marks new victims; either way the room it will
+        take is reserved for the rest of the pass, and it goes first once its victims are gone.
+        """
         with self._schedule_lock:
+            now = time.time()
+            self.end_overdue_preemptions(now)
             pending = self.store.pending_claims()
             if not pending:
                 return 0
             loads = self._loads()
+            drain = preemption.Drain.start(loads, self.store.preempting_claims())
             gate = quota.QuotaGate.load(self.store, self._devices)
             pending = fair_order(pending, gate, self._devices)
+            # Claims that made others stop go first, so the room they freed is theirs.
+            pending.sort(key=lambda c: not c.reason.startswith(preemption.WAIT_PREFIX))
             bound = 0
             for claim in pending:
                 verdict = gate.verdict(claim.tenant, claim.spec)
@@ -167,14 +197,15 @@ class PoolService:
                     self.store.set_pending_reason(claim.id, verdict.reason or "quota")
                     continue
                 started = time.perf_counter()
-                result = self.placer.place(claim.spec, loads)
+                result = self.placer.place(claim.spec, drain.guarded(loads))
                 self.observer.on_decision(time.perf_counter() - started, result.ok)
-                may_preempt = not result.ok and verdict.in_guarantee
-                if may_preempt and preemption.make_room(
-                    self.store, self.placer, claim, loads, gate, self.observer
-                ):
-                    loads = self._loads()
-                    result = self.placer.place(claim.spec, loads)
+                if not result.ok and verdict.in_guarantee:
+                    placement = self._wait_for_room(claim, drain, gate, now)
+                    if placement is not None:
+                        self.store.set_pending_reason(claim.id, drain.wait_reason(placement))
+                        drain.reserve(placement)
+                        gate.note_bound(claim.tenant, placement)  # it will hold this: quota says so
+                        continue
                 if not result.ok:
                     self.store.set_pending_reason(claim.id, result.reason)
                     continue
@@ -189,7 +220,57 @@ class PoolService:
                 bound += 1
                 gate.note_bound(claim.tenant, result.bindings)
                 loads = _apply(loads, result.bindings)
+                drain.bound(result.bindings)
             return bound
+
+    def _wait_for_room(
+        self, claim: Claim, drain: preemption.Drain, gate: quota.QuotaGate, now: float
+    ) -> Sequence[Binding] | None:
+        """Where an in-guarantee claim will go once draining claims (old or newly marked victims)
+        have stopped; None when even preemption cannot make room."""
+        result = self.placer.place(claim.spec, drain.future)
+        if not result.ok:
+            deadline = now + self.preempt_grace_s
+            if not preemption.make_room(
+                self.store, self.placer, claim, drain, gate, self.observer, deadline
+            ):
+                return None
+            result = self.placer.place(claim.spec, drain.future)
+        return result.bindings if result.ok else None
+
+    def preempt(self, tenant: Tenant, claim_id: str, reason: str = "preempted by the admin") -> Claim:
+        """Admin: start the grace period of a bound claim (same path as the scheduler's victims)."""
+        self.require_admin(tenant)
+        claim = self.get_claim(tenant, claim_id)
+        if claim.state != ClaimState.BOUND or claim.preempting:
+            what = "already preempting" if claim.preempting else claim.state.value
+            raise Conflict(f"claim {claim_id} is {what}, only bound claims can be preempted")
+        deadline = time.time() + self.preempt_grace_s
+        if preemption.preempt(self.store, [claim], reason, deadline, actor=tenant.name):
+            self.observer.on_preemption(claim.tenant, 1)
+        self.schedule()  # a zero grace ends it at once
+        return self.store.get_claim(claim_id)
+
+    def end_overdue_preemptions(self, now: float | None = None) -> list[Claim]:
+        """Backstop: end preempting claims whose grace deadline has passed (no workload, or an owner
+        that did not stop it). A claim with a live workload gets `OWNER_SLACK_S` more, for its owner
+        to SIGKILL and release it first."""
+        now = time.time() if now is None else now
+        overdue = [c for c in self.store.preempting_claims() if (c.preempt_deadline or 0.0) <= now]
+        if not overdue:
+            return []
+        workloads = RuntimeRecords(self.store).list_workloads(live_only=True, limit=1_000_000)
+        live = {w.claim_id for w in workloads}
+        ended = []
+        for claim in overdue:
+            if claim.id in live and now < (claim.preempt_deadline or 0.0) + OWNER_SLACK_S:
+                continue
+            ended.append(
+                self.store.end_claim(
+                    claim.id, ClaimState.PREEMPTED, actor="scheduler", reason="grace period over"
+                )
+            )
+        return ended
 
     def _loads(self) -> list[DeviceLoad]:
         allocations = self.store.device_allocations()

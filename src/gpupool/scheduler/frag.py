@@ -128,9 +128,15 @@ class ResolvedWorkload:
         self, name: str, free_milli: NDArray[np.int64], cpu_free_milli: NDArray[np.int64],
         model_id: NDArray[np.int64],
     ) -> NDArray[np.float64]:
-        """`fgd` (F_n(M)) or `capacity` (capacity_frag), in milli-GPU."""
+        """`fgd` (F_n(M)), `capacity` (capacity_frag) or `blendW` (W x capacity + (1 - W) x fgd), milli-GPU."""
         if name == "capacity":
             return self.capacity_frag(free_milli, cpu_free_milli, model_id)
+        if name.startswith("blend"):
+            weight = float(name.removeprefix("blend") or 0.5)
+            blended: NDArray[np.float64] = weight * self.capacity_frag(free_milli, cpu_free_milli, model_id) + (
+                1.0 - weight
+            ) * self.frag(free_milli, cpu_free_milli, model_id)
+            return blended
         return self.frag(free_milli, cpu_free_milli, model_id)
 
 

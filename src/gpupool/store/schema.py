@@ -63,6 +63,8 @@ claims = Table(
     Column("updated_at", Float, nullable=False),
     Column("bound_at", Float, nullable=True),
     Column("ended_at", Float, nullable=True),
+    # Grace deadline (epoch seconds) of a bound claim being preempted; NULL otherwise.
+    Column("preempt_deadline", Float, nullable=True),
 )
 Index("ix_claims_state", claims.c.state)
 Index("ix_claims_tenant", claims.c.tenant)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, func, insert, inspect, select, update
 
 from gpupool.errors import CapacityError, Conflict, NotFound
 from gpupool.model import Binding, Claim, ClaimSpec, ClaimState, Device, Event, Tenant
@@ -33,6 +33,7 @@ class Store:
     def __init__(self, path_or_url: str | Path) -> None:
         self.engine = make_engine(path_or_url)
         schema.metadata.create_all(self.engine)
+        self._add_new_columns()
         # One writer at a time inside this process: SQLite would otherwise resolve contention with
         # its sleeping busy handler (tens of ms per collision). Other processes are kept honest by
         # the database's own locks and the guarded UPDATEs.
@@ -48,6 +49,19 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _add_new_columns(self) -> None:
+        """Add columns that newer versions put at the end of a table to a database made by an older
+        one (create_all only creates missing tables). Nullable columns only: old rows read NULL."""
+        for table in (schema.claims,):
+            present = {c["name"] for c in inspect(self.engine).get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present or not column.nullable:
+                    continue
+                kind = column.type.compile(dialect=self.engine.dialect)
+                with contextlib.suppress(Exception), self.engine.begin() as conn:
+                    # Another process may have added it meanwhile: then this fails harmlessly.
+                    conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
 
     # ----------------------------------------------------------------- devices
     def sync_devices(self, found: Sequence[Device], now: float | None = None) -> list[Device]:
@@ -150,9 +164,14 @@ class Store:
         reason: str,
         actor: str,
         placement: Sequence[Binding] = (),
+        lease_ttl_s: float | None = None,
     ) -> Claim:
         """Record a new claim and its events in one transaction: bound to `placement` when one is
-        given (CapacityError and nothing recorded if it no longer fits), else pending."""
+        given (CapacityError and nothing recorded if it no longer fits), else pending.
+
+        With `lease_ttl_s`, the claim's lease (now + ttl seconds) is taken in the same transaction,
+        so a client that dies right after the answer still leaves a claim that will be reclaimed.
+        """
         now = time.time()
         claim_id = new_claim_id()
         with self._write() as conn:
@@ -180,6 +199,11 @@ class Store:
                 self._insert_bindings(conn, claim_id, placement)
                 devices = [b.device_uuid for b in placement]
                 self._event(conn, "scheduler", "claim.bound", claim_id, tenant, {"devices": devices})
+            if lease_ttl_s is not None:
+                conn.execute(
+                    insert(schema.leases),
+                    {"claim_id": claim_id, "ttl_s": lease_ttl_s, "expires_at": now + lease_ttl_s},
+                )
             return self._claim(conn, claim_id)
 
     def bind_claim(self, claim_id: str, placement: Sequence[Binding], actor: str = "scheduler") -> Claim:
@@ -259,7 +283,9 @@ class Store:
     ) -> Claim:
         """Move an active claim to a final state and free its devices; idempotent on ended claims.
 
-        With `owner`, a claim of another tenant is reported as not found (and left alone).
+        With `owner`, a claim of another tenant is reported as not found (and left alone). A
+        preempting claim that is released (by its owner, its agent or a lease) ends as `preempted`
+        with its preemption reason; the release reason goes into the event as `stopped`.
         """
         now = time.time()
         with self._write() as conn:
@@ -268,6 +294,11 @@ class Store:
                 raise NotFound(f"claim {claim_id} not found")
             if not claim.state.is_active:
                 return claim
+            details: dict[str, Any] = {}
+            if claim.preempting and state in (ClaimState.RELEASED, ClaimState.PREEMPTED):
+                if reason and reason != claim.reason:
+                    details["stopped"] = reason
+                state, reason = ClaimState.PREEMPTED, claim.reason
             result = conn.execute(
                 update(schema.claims)
                 .where(and_(schema.claims.c.id == claim_id, schema.claims.c.state.in_(ACTIVE_STATES)))
@@ -277,9 +308,49 @@ class Store:
                 return self._claim(conn, claim_id)
             self._free_bindings(conn, claim_id)
             action = "claim.released" if state == ClaimState.RELEASED else f"claim.{state.value}"
-            details = {"reason": reason} if reason else {}
+            if reason:
+                details = {"reason": reason, **details}
             self._event(conn, actor, action, claim_id, claim.tenant, details)
             return self._claim(conn, claim_id)
+
+    def mark_preempting(
+        self, claim_id: str, deadline: float, reason: str, actor: str = "scheduler", **details: Any
+    ) -> Claim | None:
+        """Start the grace period of a bound claim: it keeps its devices until it ends, by `deadline`
+        (epoch seconds). Returns the claim, or None if it is not bound or already preempting."""
+        with self._write() as conn:
+            result = conn.execute(
+                update(schema.claims)
+                .where(
+                    and_(
+                        schema.claims.c.id == claim_id,
+                        schema.claims.c.state == ClaimState.BOUND.value,
+                        schema.claims.c.preempt_deadline.is_(None),
+                    )
+                )
+                .values(preempt_deadline=deadline, reason=reason, updated_at=time.time())
+            )
+            if result.rowcount != 1:
+                return None
+            claim = self._claim(conn, claim_id)
+            event = {"reason": reason, "deadline": deadline, **details}
+            self._event(conn, actor, "claim.preempting", claim_id, claim.tenant, event)
+            return claim
+
+    def preempting_claims(self) -> list[Claim]:
+        """Bound claims in their preemption grace period, earliest deadline first."""
+        query = (
+            select(schema.claims)
+            .where(
+                and_(
+                    schema.claims.c.state == ClaimState.BOUND.value,
+                    schema.claims.c.preempt_deadline.is_not(None),
+                )
+            )
+            .order_by(schema.claims.c.preempt_deadline.asc())
+        )
+        with self.engine.connect() as conn:
+            return self._claims_with_bindings(conn, conn.execute(query).all())
 
     def set_pending_reason(self, claim_id: str, reason: str) -> None:
         """Update the human reason of a pending claim (no event: it changes on every pass)."""
@@ -510,6 +581,7 @@ def _claim_from_row(row: Row[Any], claim_bindings: list[Binding]) -> Claim:
         updated_at=row.updated_at,
         bound_at=row.bound_at,
         ended_at=row.ended_at,
+        preempt_deadline=row.preempt_deadline,
     )
 
 

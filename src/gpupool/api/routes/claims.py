@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/claims", tags=["claims"])
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ClaimPublic)
 def create_claim(body: ClaimCreate, pool: PoolDep, tenant: TenantDep) -> ClaimPublic:
-    claim = pool.create_claim(tenant, body.to_spec())
+    claim = pool.create_claim(tenant, body.to_spec(), lease_ttl_s=body.lease_ttl_s)
     return claim_public(claim, pool.queue_position(claim))
 
 

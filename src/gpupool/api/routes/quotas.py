@@ -6,11 +6,9 @@ from fastapi import APIRouter
 
 from gpupool.api.convert import claim_public
 from gpupool.api.deps import PoolDep, TenantDep
-from gpupool.errors import Conflict, NotFound
-from gpupool.model import ClaimState
+from gpupool.errors import NotFound
 from gpupool.model.quota import QuotaList, QuotaPublic, QuotaUpdate, quota_public
 from gpupool.model.wire import ClaimPublic
-from gpupool.pool import preemption
 from gpupool.store.quotas import QuotaRecords
 
 router = APIRouter(tags=["quotas"])
@@ -40,13 +38,6 @@ def set_quota(name: str, body: QuotaUpdate, pool: PoolDep, tenant: TenantDep) ->
 
 @router.post("/v1/claims/{claim_id}/preempt", response_model=ClaimPublic)
 def preempt_claim(claim_id: str, pool: PoolDep, tenant: TenantDep) -> ClaimPublic:
-    """Preempt a bound claim now (admin): it ends as `preempted`, its workload is stopped."""
-    pool.require_admin(tenant)
-    claim = pool.get_claim(tenant, claim_id)
-    if claim.state != ClaimState.BOUND:
-        raise Conflict(f"claim {claim_id} is {claim.state.value}, only bound claims can be preempted")
-    ended = preemption.preempt(pool.store, [claim], reason="preempted by the admin", actor=tenant.name)
-    if ended:
-        pool.observer.on_preemption(claim.tenant, 1)
-    pool.schedule()
-    return claim_public(pool.store.get_claim(claim_id))
+    """Preempt a bound claim (admin): its workload gets the grace period (SIGTERM, then SIGKILL),
+    then the claim ends as `preempted`; until then it is bound with `preempt_deadline` set."""
+    return claim_public(pool.preempt(tenant, claim_id))

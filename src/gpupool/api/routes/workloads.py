@@ -77,6 +77,7 @@ def renew_lease(claim_id: str, agent: AgentDep, tenant: TenantDep) -> LeasePubli
         expires_at=lease.expires_at,
         state=claim.state.value,
         reason=claim.reason,
+        preempt_deadline=claim.preempt_deadline if claim.preempting else None,
     )
 
 

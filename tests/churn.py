@@ -26,14 +26,23 @@ class ChurnLog:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def churn(server: ServerProcess, clients: int, seconds: float, log: ChurnLog, seed: int = 7) -> None:
-    """Run `clients` threads that claim a random fraction, hold it briefly and release it."""
+def churn(
+    server: ServerProcess,
+    clients: int,
+    seconds: float,
+    log: ChurnLog,
+    seed: int = 7,
+    stop: threading.Event | None = None,
+) -> None:
+    """Run `clients` threads that claim a random fraction, hold it briefly and release it, until
+    `seconds` pass or `stop` is set."""
     stop_at = time.monotonic() + seconds
+    stop = stop or threading.Event()
 
     def worker(worker_id: int) -> None:
         rng = random.Random(seed * 1000 + worker_id)
         with server.client() as http:
-            while time.monotonic() < stop_at:
+            while time.monotonic() < stop_at and not stop.is_set():
                 body = {"gpus": 1, "memory": f"{rng.randint(1, 30)}GiB", "compute": rng.randint(5, 40)}
                 try:
                     response = http.post("/v1/claims", json=body)

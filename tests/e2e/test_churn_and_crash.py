@@ -37,10 +37,15 @@ def test_fifty_clients_never_over_commit(tmp_path: Path) -> None:
 def test_kill_9_during_churn_loses_nothing_acknowledged(tmp_path: Path) -> None:
     server = ServerProcess(home=tmp_path).start()
     log = ChurnLog()
-    churner = threading.Thread(target=churn, args=(server, 50, 8.0, log), daemon=True)
+    stop = threading.Event()
+    churner = threading.Thread(target=churn, args=(server, 50, 30.0, log, 7, stop), daemon=True)
     churner.start()
-    time.sleep(3.0)
+    # Kill once the churn is well under way (time-based sleeps are fragile on a loaded machine).
+    deadline = time.monotonic() + 25
+    while len(log.created) < 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
     server.kill9()
+    stop.set()
     churner.join()
     assert len(log.created) > 20, "the crash must interrupt real work"
 

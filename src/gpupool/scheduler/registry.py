@@ -51,7 +51,11 @@ def frag_model(args: Mapping[str, Any], context: PluginContext) -> FragModel:
     if args.get("workload", "online") == "trace" and context.workload is not None:
         return FragModel(fixed=context.workload)
     return FragModel(
-        half_life=float(args.get("half_life", 0.0)), refresh_every=int(args.get("refresh_every", 256))
+        half_life=float(args.get("half_life", 0.0)),
+        refresh_every=int(args.get("refresh_every", 256)),
+        warmup=int(args.get("warmup", 1)),
+        drift=float(args.get("drift", 0.0)),
+        threshold=float(args.get("threshold", 0.95)),
     )
 
 

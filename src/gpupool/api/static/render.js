@@ -210,7 +210,7 @@ export function claimDetail(c, events, viewer) {
   const env = Object.entries(c.env || {}).map(([k, v]) => `<tr><td>${esc(k)}</td><td colspan="3">${esc(v)}</td></tr>`).join("");
   const active = c.state === "bound" || c.state === "pending";
   const canRelease = active && (viewer.admin || viewer.name === c.tenant);
-  const canPreempt = viewer.admin && c.state === "bound" && viewer.preempt;
+  const canPreempt = viewer.admin && c.state === "bound" && !c.preempt_deadline && viewer.preempt;
   const kv = (k, v) => `<dt>${k}</dt><dd>${v}</dd>`;
   return `<h3 id="detail-title">${esc(c.id)}</h3><span class="state ${esc(c.state)}">${esc(c.state)}</span>
     <dl class="kv">
@@ -222,6 +222,7 @@ export function claimDetail(c, events, viewer) {
         : c.reason ? kv(c.state === "pending" ? "waiting because" : "reason", esc(c.reason)) : ""}
       ${kv("created", `${esc(new Date(c.created_at * 1000).toLocaleString())} (${ago(c.created_at)} ago)`)}
       ${c.bound_at ? kv("bound", `${ago(c.bound_at)} ago`) : ""}
+      ${c.preempt_deadline ? kv("preempting", `stops by ${esc(new Date(c.preempt_deadline * 1000).toLocaleTimeString())}`) : ""}
       ${c.ended_at ? kv("ended", `${ago(c.ended_at)} ago`) : ""}
       ${Object.keys(c.labels || {}).length ? kv("labels", esc(Object.entries(c.labels).map(([k, v]) => `${k}=${v}`).join(", "))) : ""}
     </dl>

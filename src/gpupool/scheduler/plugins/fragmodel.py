@@ -30,9 +30,10 @@ class FragModel:
         refresh_every: int = 256,
         warmup: int = 1,
         drift: float = 0.0,
+        threshold: float = 0.95,
     ) -> None:
         self.fixed = fixed
-        self.online = None if fixed is not None else OnlineWorkload(half_life)
+        self.online = None if fixed is not None else OnlineWorkload(half_life, threshold)
         self.refresh_every = refresh_every
         self.warmup = warmup
         self.drift = drift

@@ -15,11 +15,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, inspect, select, update
+from sqlalchemy import Connection, Row, and_, func, insert, select, update
 
 from gpupool.errors import CapacityError, Conflict, NotFound
 from gpupool.model import Binding, Claim, ClaimSpec, ClaimState, Device, Event, Tenant
-from gpupool.store import schema
+from gpupool.store import migrate, schema
 from gpupool.store.engine import make_engine
 
 ACTIVE_STATES = (ClaimState.PENDING.value, ClaimState.BOUND.value)
@@ -32,8 +32,7 @@ def new_claim_id() -> str:
 class Store:
     def __init__(self, path_or_url: str | Path) -> None:
         self.engine = make_engine(path_or_url)
-        schema.metadata.create_all(self.engine)
-        self._add_new_columns()
+        migrate.upgrade(self.engine)  # every database runs at the newest schema
         # One writer at a time inside this process: SQLite would otherwise resolve contention with
         # its sleeping busy handler (tens of ms per collision). Other processes are kept honest by
         # the database's own locks and the guarded UPDATEs.
@@ -49,19 +48,6 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
-
-    def _add_new_columns(self) -> None:
-        """Add columns that newer versions put at the end of a table to a database made by an older
-        one (create_all only creates missing tables). Nullable columns only: old rows read NULL."""
-        for table in (schema.claims,):
-            present = {c["name"] for c in inspect(self.engine).get_columns(table.name)}
-            for column in table.columns:
-                if column.name in present or not column.nullable:
-                    continue
-                kind = column.type.compile(dialect=self.engine.dialect)
-                with contextlib.suppress(Exception), self.engine.begin() as conn:
-                    # Another process may have added it meanwhile: then this fails harmlessly.
-                    conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
 
     # ----------------------------------------------------------------- devices
     def sync_devices(self, found: Sequence[Device], now: float | None = None) -> list[Device]:

@@ -150,6 +150,7 @@ def _banner(
     else:
         console.print("  Admin token from GPUPOOL_ADMIN_TOKEN")
     console.print(f"  Client config for this user: {config_path}")
-    console.print(f"  Try, in another terminal:  [bold]{_command_name()} claim --memory 10GiB --compute 25[/]")
+    example = f"{_command_name()} claim --memory 10GiB --compute 25"
+    console.print(f"  Try, in another terminal:  [bold]{example}[/]")
     if options.host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"  [yellow]listening on {options.host}: reachable from other machines[/]")

@@ -10,7 +10,6 @@ a CMD that cannot be started with 127 (not found) or 126 (not executable), like 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -19,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.status import Status
@@ -30,6 +29,7 @@ from gpupool.cli.output import err_console, fail
 from gpupool.cli.remote import remote_node, run_remote
 from gpupool.client import Client
 from gpupool.errors import GpupoolError
+from gpupool.isolation.procfs import die_with_parent
 from gpupool.model import format_size
 from gpupool.model.wire import ClaimPublic
 from gpupool.model.workload_wire import LeasePublic
@@ -38,7 +38,6 @@ POLL_S = 0.25
 LEASE_TTL_S = 30.0
 """Lease taken with the claim (same transaction); the first heartbeat sets the server's TTL."""
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-PR_SET_PDEATHSIG = 1
 
 
 class Interrupted(Exception):
@@ -165,7 +164,7 @@ def _run_attached(
     workload = client.create_workload(claim.id, command)
     env = {**workload.hints, **os.environ, **workload.env}
     try:
-        proc = subprocess.Popen(command, env=env, preexec_fn=_child_setup(os.getpid()))
+        proc = subprocess.Popen(command, env=env, preexec_fn=die_with_parent(os.getpid()))
     except OSError as exc:
         code = 127 if isinstance(exc, FileNotFoundError) else 126
         with contextlib.suppress(GpupoolError):
@@ -200,22 +199,6 @@ def _terminal_foreground() -> bool:
         return os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
     except OSError:
         return False
-
-
-def _child_setup(parent_pid: int) -> Callable[[], None]:
-    """Runs in the child before exec: SIGTERM it if this `gpupool run` dies (Linux), else nothing."""
-    prctl: Any = None
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-    def setup() -> None:
-        if prctl is not None:
-            prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-            if os.getppid() != parent_pid:  # the parent died before prctl took effect
-                os._exit(143)
-
-    return setup
 
 
 def _ended_notice(child: dict[str, subprocess.Popen[bytes]]) -> Callable[[LeasePublic], None]:

@@ -8,20 +8,17 @@ leaves no orphan workloads behind.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
-import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from gpupool.agent.launcher import LaunchOutput
+from gpupool.isolation.procfs import die_with_parent
 
-PR_SET_PDEATHSIG = 1
 HOST_SPECIFIC_ENV = frozenset(
     {
         "PATH", "HOME", "PWD", "OLDPWD", "SHELL", "USER", "LOGNAME", "HOSTNAME", "TMPDIR", "TERM",
@@ -72,7 +69,7 @@ class ProcessLauncher:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent(os.getpid()),
+                preexec_fn=die_with_parent(os.getpid()),
             ).result()
         with self._lock:
             self._children[claim_id] = child
@@ -119,19 +116,3 @@ class ProcessLauncher:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=5)
         return killed
-
-
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
-    """Runs in the child before exec: SIGTERM it when the launching process dies (Linux)."""
-    prctl: Any = None
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-    def setup() -> None:
-        if prctl is not None:
-            prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-            if os.getppid() != parent_pid:
-                os._exit(143)
-
-    return setup

@@ -1,12 +1,19 @@
-"""Process facts from Linux /proc: liveness, start time (against pid reuse), descendants."""
+"""Process facts from Linux /proc (liveness, start time against pid reuse, descendants), and the
+hook that ties a child's life to its launcher."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
-from collections.abc import Iterable
+import signal
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 PROC = Path("/proc")
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -60,3 +67,19 @@ def owners(roots: Iterable[int], parents: dict[int, int] | None = None) -> dict[
                 break
             seen = parent
     return owned
+
+
+def die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """Runs in the child before exec: SIGTERM it when the launching process dies (Linux)."""
+    prctl: Any = None
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def setup() -> None:
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+            if os.getppid() != parent_pid:
+                os._exit(143)
+
+    return setup

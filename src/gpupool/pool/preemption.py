@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from gpupool.model import Binding, Claim, ClaimSpec, ClaimState
 from gpupool.pool.observer import PoolObserver
 from gpupool.pool.quota import QuotaGate
-from gpupool.scheduler import DeviceLoad, PlacementResult, Placer
+from gpupool.scheduler import DeviceLoad, PlacementResult, Placer, with_bindings
 from gpupool.store import Store
 
 
@@ -34,7 +34,7 @@ def victim_order(bound: Sequence[Claim], now: float) -> list[Claim]:
 
 def without(loads: Sequence[DeviceLoad], victims: Sequence[Claim]) -> list[DeviceLoad]:
     """The loads as they would be with the victims' bindings freed."""
-    return _add(loads, [b for victim in victims for b in victim.bindings], sign=-1)
+    return with_bindings(loads, [b for victim in victims for b in victim.bindings], sign=-1)
 
 
 def plan(
@@ -94,24 +94,6 @@ def preempt(
     return marked
 
 
-def _add(loads: Sequence[DeviceLoad], bindings: Sequence[Binding], sign: int = 1) -> list[DeviceLoad]:
-    added: dict[str, tuple[int, int]] = {}
-    for b in bindings:
-        memory, compute = added.get(b.device_uuid, (0, 0))
-        added[b.device_uuid] = (memory + sign * b.memory_bytes, compute + sign * b.compute_percent)
-    return [
-        DeviceLoad(
-            device=load.device,
-            allocated_memory_bytes=load.allocated_memory_bytes + added[load.device.uuid][0],
-            allocated_compute_percent=load.allocated_compute_percent + added[load.device.uuid][1],
-            utilization_percent=load.utilization_percent,
-        )
-        if load.device.uuid in added
-        else load
-        for load in loads
-    ]
-
-
 @dataclass
 class Drain:
     """Capacity held by preempting claims during one scheduling pass.
@@ -135,7 +117,7 @@ class Drain:
         self.future = without(self.future, victims)
 
     def reserve(self, bindings: Sequence[Binding]) -> None:
-        self.future = _add(self.future, bindings)
+        self.future = with_bindings(self.future, bindings)
         self.reserved = True
 
     def guarded(self, loads: Sequence[DeviceLoad]) -> Sequence[DeviceLoad]:
@@ -161,7 +143,7 @@ class Drain:
 
     def bound(self, bindings: Sequence[Binding]) -> None:
         """A claim bound now: it holds that room in the future too."""
-        self.future = _add(self.future, bindings)
+        self.future = with_bindings(self.future, bindings)
 
     def wait_reason(self, placement: Sequence[Binding]) -> str:
         """Why a claim that will fit once victims stop still waits, naming them and the deadline."""

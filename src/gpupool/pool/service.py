@@ -20,7 +20,7 @@ from gpupool.model import Binding, Claim, ClaimSpec, ClaimState, Device, DeviceT
 from gpupool.pool import preemption, quota
 from gpupool.pool.fairshare import fair_order
 from gpupool.pool.observer import NullObserver, PoolObserver
-from gpupool.scheduler import DeviceLoad, Placer
+from gpupool.scheduler import DeviceLoad, Placer, with_bindings
 from gpupool.store import Store
 from gpupool.store.runtime import RuntimeRecords
 
@@ -219,7 +219,7 @@ class PoolService:
                     continue
                 bound += 1
                 gate.note_bound(claim.tenant, result.bindings)
-                loads = _apply(loads, result.bindings)
+                loads = with_bindings(loads, result.bindings)
                 drain.bound(result.bindings)
             return bound
 
@@ -308,23 +308,3 @@ class PoolService:
     def require_admin(self, tenant: Tenant) -> None:
         if not tenant.is_admin:
             raise Forbidden("only the admin may do this")
-
-
-def _apply(loads: list[DeviceLoad], bindings: Sequence[Binding]) -> list[DeviceLoad]:
-    """The loads after adding new bindings (so the rest of a pass sees them without a re-read)."""
-    added: dict[str, tuple[int, int]] = {}
-    for binding in bindings:
-        uuid = binding.device_uuid
-        memory, compute = added.get(uuid, (0, 0))
-        added[uuid] = (memory + binding.memory_bytes, compute + binding.compute_percent)
-    return [
-        DeviceLoad(
-            device=load.device,
-            allocated_memory_bytes=load.allocated_memory_bytes + added[load.device.uuid][0],
-            allocated_compute_percent=load.allocated_compute_percent + added[load.device.uuid][1],
-            utilization_percent=load.utilization_percent,
-        )
-        if load.device.uuid in added
-        else load
-        for load in loads
-    ]

@@ -7,7 +7,7 @@ through the very same `Scheduler`.
 
 from gpupool.errors import InvalidRequest
 from gpupool.scheduler.cluster import Allocation, Cluster
-from gpupool.scheduler.contract import DeviceLoad, PlacementResult, Placer
+from gpupool.scheduler.contract import DeviceLoad, PlacementResult, Placer, with_bindings
 from gpupool.scheduler.firstfit import FirstFitPlacer
 from gpupool.scheduler.framework import Decision, PluginContext, Scheduler
 from gpupool.scheduler.live import FrameworkPlacer
@@ -52,4 +52,5 @@ __all__ = [
     "build_scheduler",
     "make_placer",
     "policy_names",
+    "with_bindings",
 ]

@@ -46,3 +46,27 @@ class Placer(Protocol):
     name: str
 
     def place(self, spec: ClaimSpec, cluster: Sequence[DeviceLoad]) -> PlacementResult: ...
+
+
+def with_bindings(
+    loads: Sequence[DeviceLoad], bindings: Sequence[Binding], sign: int = 1
+) -> list[DeviceLoad]:
+    """The loads after adding (sign=1) or removing (sign=-1) bindings, without re-reading the store."""
+    added: dict[str, tuple[int, int]] = {}
+    for binding in bindings:
+        memory, compute = added.get(binding.device_uuid, (0, 0))
+        added[binding.device_uuid] = (
+            memory + sign * binding.memory_bytes,
+            compute + sign * binding.compute_percent,
+        )
+    return [
+        DeviceLoad(
+            device=load.device,
+            allocated_memory_bytes=load.allocated_memory_bytes + added[load.device.uuid][0],
+            allocated_compute_percent=load.allocated_compute_percent + added[load.device.uuid][1],
+            utilization_percent=load.utilization_percent,
+        )
+        if load.device.uuid in added
+        else load
+        for load in loads
+    ]

@@ -15,6 +15,8 @@ BAD_BODIES: list[tuple[str, Any, str]] = [
     ("unparsable-memory", {"memory": "ten gigs"}, "memory"),
     ("unknown-unit", {"memory": "10XB"}, "memory"),
     ("memory-list", {"memory": [1]}, "memory"),
+    ("memory-huge", {"memory": 10**30}, "memory"),
+    ("memory-huge-unit", {"memory": "99999999999999999999TiB"}, "memory"),
     ("compute-zero", {"compute": 0}, "compute"),
     ("compute-101", {"compute": 101}, "compute"),
     ("compute-negative", {"compute": -3}, "compute"),

@@ -30,7 +30,23 @@ def test_parse_size_accepts(text: str | int, expected: int) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["", "GiB", "-1GiB", "0", "0GiB", "ten", "10XB", "1e3", -5, 0, 1.5, True, float("nan")],
+    [
+        "",
+        "GiB",
+        "-1GiB",
+        "0",
+        "0GiB",
+        "ten",
+        "10XB",
+        "1e3",
+        -5,
+        0,
+        1.5,
+        True,
+        float("nan"),
+        10**30,
+        "2000000TiB",
+    ],
     ids=[
         "empty",
         "unit-only",
@@ -45,6 +61,8 @@ def test_parse_size_accepts(text: str | int, expected: int) -> None:
         "fraction",
         "bool",
         "nan",
+        "huge-int",
+        "huge-string",
     ],
 )
 def test_parse_size_rejects_with_field_name(value: object) -> None:

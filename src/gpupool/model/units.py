@@ -31,6 +31,8 @@ _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
 
 GiB = 1024**3
 MiB = 1024**2
+# Far above any device or pool, and still a 64-bit integer in every database we store sizes in.
+MAX_SIZE_BYTES = 1024**6  # 1 EiB
 
 
 def parse_size(value: str | int | float, field: str = "memory") -> int:
@@ -40,7 +42,7 @@ def parse_size(value: str | int | float, field: str = "memory") -> int:
     if isinstance(value, int | float):
         if not math.isfinite(value) or value <= 0 or value != int(value):
             raise InvalidRequest(f"{field}: must be a positive whole number of bytes, got {value!r}")
-        return int(value)
+        return _bounded(int(value), field, value)
     if not isinstance(value, str):
         raise InvalidRequest(f"{field}: expected a size like '10GiB', got {type(value).__name__}")
     match = _SIZE_RE.match(value)
@@ -50,6 +52,12 @@ def parse_size(value: str | int | float, field: str = "memory") -> int:
     size = int(number * _UNITS[match.group(2).lower()])
     if size <= 0:
         raise InvalidRequest(f"{field}: must be greater than zero, got {value!r}")
+    return _bounded(size, field, value)
+
+
+def _bounded(size: int, field: str, value: object) -> int:
+    if size > MAX_SIZE_BYTES:
+        raise InvalidRequest(f"{field}: {value!r} is larger than the 1EiB gpupool accepts")
     return size
 
 

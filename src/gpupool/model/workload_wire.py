@@ -26,8 +26,8 @@ class WorkloadUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    pid: int | None = Field(None, ge=1)
-    exit_code: int | None = None
+    pid: int | None = Field(None, ge=1, le=2**31 - 1)
+    exit_code: int | None = Field(None, ge=-255, le=255)
 
 
 class ProcessPublic(BaseModel):

@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--traces", default=None)
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "SIM_RESULTS.md")
-    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "sim_results.json")
+    parser.add_argument("--json", type=Path, default=None, help="also write the raw report as JSON")
     parser.add_argument("--plot", type=Path, default=REPO / "docs" / "sim-default.png")
     args = parser.parse_args()
     seeds = parse_seeds(args.seeds)
@@ -127,7 +127,8 @@ def main() -> None:
         if trace == "default" and args.plot:
             plot_report({"pods": str(pods), "seeds": seeds, "policies": rows}, args.plot)
     report["total_s"] = time.perf_counter() - started
-    args.json.write_text(json.dumps(report, indent=1) + "\n")
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
     args.out.write_text(render(report, policies, " ".join(["benchmarks/sim_bench.py", *sys.argv[1:]])))
 
 

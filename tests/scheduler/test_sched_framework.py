@@ -7,8 +7,11 @@ from sched_builders import ClusterBuilder, share, whole
 from sched_fakes import AlwaysFail, AlwaysPass, FirstSlots, FixedScore, OnlyNodes
 
 from gpupool.errors import CapacityError
+from gpupool.scheduler.cluster import Allocation, Cluster
 from gpupool.scheduler.framework import PluginContext, Scheduler
+from gpupool.scheduler.plugins.fit import GpuFit
 from gpupool.scheduler.registry import DEFAULT_REGISTRY, Registry
+from gpupool.scheduler.request import Request
 from gpupool.scheduler.statement import Statement
 from gpupool.scheduler.status import Code
 
@@ -81,3 +84,52 @@ def test_registry_refuses_duplicates_and_names_unknown() -> None:
     with pytest.raises(KeyError, match="unknown plugin 'y'"):
         registry.create("y", {}, PluginContext())
     assert "fgd" in DEFAULT_REGISTRY.names()
+
+
+class MoveAction:
+    """Fake second pass: moves the claim on node 0 to node 1, then places the request on node 0."""
+
+    NAME = "move"
+
+    def __init__(self, held: Allocation, fail_at_end: bool = False) -> None:
+        self.held = held
+        self.fail_at_end = fail_at_end
+
+    def run(
+        self, scheduler: Scheduler, request: Request, cluster: Cluster
+    ) -> tuple[Allocation, list[int]] | None:
+        statement = Statement(cluster)
+        statement.release(self.held)
+        assert self.held.request is not None
+        statement.allocate(self.held.request, 1, self.held.gpus)
+        try:
+            placed = statement.allocate(
+                whole(2 if self.fail_at_end else 1), 0, (0, 1) if self.fail_at_end else (0,)
+            )
+            if self.fail_at_end:
+                raise CapacityError("forced")
+        except CapacityError:
+            statement.rollback()
+            return None
+        statement.commit()
+        return placed, [0, 1]
+
+
+@pytest.mark.parametrize("fail_at_end", [False, True], ids=["moves-and-places", "rolls-back-the-move"])
+def test_action_runs_for_a_claim_no_node_fits(fail_at_end: bool) -> None:
+    cluster = ClusterBuilder().node("a", gpus=2).node("b", gpus=2).build()
+    held = cluster.allocate(share(600), 0, (0,))
+    cluster.allocate(whole(1), 0, (1,))
+    before = cluster.gpu_free_milli.copy()
+    scheduler = Scheduler(
+        "fake", [GpuFit(), OnlyNodes(0)], [], FirstSlots(), actions=[MoveAction(held, fail_at_end)]
+    )
+    decision, allocation = scheduler.schedule(whole(1), cluster)
+    if fail_at_end:
+        assert allocation is None and not decision.status.ok
+        assert (cluster.gpu_free_milli == before).all()
+        assert cluster.occupants[(0, 0)] == [held]
+    else:
+        assert allocation is not None and (allocation.node, allocation.gpus) == (0, (0,))
+        assert scheduler.touched == [0, 1]
+        assert cluster.gpu_free_milli.tolist() == [[0, 0], [400, 1000]]

@@ -97,3 +97,23 @@ def test_full_gpus_reason() -> None:
     cluster = ClusterBuilder().node("a", gpus=2, used=(1000, 600)).build()
     status = build_scheduler("bestfit").decide(share(500), cluster).status
     assert status.reason == "no device with 500 milli-GPU free"
+
+
+@pytest.mark.parametrize(
+    ("shape", "free", "cpu", "expected"),
+    [
+        ((4_000, 470, 1, None, None), (0, 0), 10_000, 1060.0),  # CPU runs out after 2 tasks: 2000 - 940
+        ((2_000, 470, 1, None, None), (0, 0), 10_000, 120.0),  # 4 tasks fit; 60-milli slivers remain
+        ((8_000, 1000, 1, None, None), (0, 0), 10_000, 1000.0),  # one whole GPU stranded by CPU
+        ((8_000, 1000, 1, None, None), (0, 300), 20_000, 700.0),  # the partial GPU is no use
+        ((2_000, 0, 0, None, None), (0, 0), 10_000, 2000.0),  # CPU-only: all idle GPU, as in FGD
+    ],
+    ids=["cpu-bound", "slivers", "whole-cpu-bound", "partial", "cpu-only"],
+)
+def test_capacity_fragmentation(
+    shape: tuple[int, int, int, None, None], free: tuple[int, int], cpu: int, expected: float
+) -> None:
+    cluster = ClusterBuilder().node("n", gpus=2, cpu=cpu, used=free).build()
+    resolved = ResolvedWorkload.of(TargetWorkload((shape,), np.asarray([1.0])), cluster)
+    measured = resolved.capacity_frag(cluster.gpu_free_milli, cluster.cpu_free_milli, cluster.model_id)
+    assert measured.tolist() == [expected]

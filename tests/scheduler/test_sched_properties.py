@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from sched_builders import ClusterBuilder
 
 from gpupool.errors import CapacityError
+from gpupool.model import Binding, ClaimSpec, Device, GiB
+from gpupool.scheduler import DeviceLoad, make_placer
 from gpupool.scheduler.cluster import Allocation, Cluster
 from gpupool.scheduler.profiles import build_scheduler
 from gpupool.scheduler.request import Request
@@ -34,7 +36,7 @@ requests = st.builds(
     st.integers(0, 40_000),
     st.integers(0, 100_000),
 )
-steps = st.lists(st.one_of(requests, st.integers(0, 30)), min_size=1, max_size=60)
+steps = st.lists(st.one_of(requests, st.integers(0, 30)), min_size=5, max_size=60)
 
 
 def small_cluster() -> Cluster:
@@ -55,7 +57,7 @@ def assert_sound(cluster: Cluster) -> None:
     assert (cluster.kind_counts >= 0).all()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(policy=st.sampled_from(POLICIES), actions=steps)
 def test_binds_and_releases_never_overcommit(policy: str, actions: list[Request | int]) -> None:
     cluster = small_cluster()
@@ -90,3 +92,53 @@ def test_direct_allocations_are_checked(node: int, slots: list[int], milli: int)
         with contextlib.suppress(CapacityError):
             cluster.allocate(request, node, tuple(slots))
         assert_sound(cluster)
+
+
+claims = st.builds(
+    ClaimSpec,
+    gpus=st.sampled_from([1, 1, 1, 2, 4]),
+    memory_bytes=st.one_of(st.none(), st.integers(1, 80).map(lambda gib: gib * GiB)),
+    compute_percent=st.one_of(st.none(), st.integers(1, 100)),
+    model=st.sampled_from([None, "H100*", "L4"]),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    policy=st.sampled_from(["default", "fgd", "bestfit", "binpack", "spread", "random"]),
+    actions=st.lists(st.one_of(claims, st.integers(0, 30)), min_size=5, max_size=40),
+)
+def test_live_placements_never_overcommit(policy: str, actions: list[ClaimSpec | int]) -> None:
+    """Through the live Placer: applying every returned binding keeps each device within its capacity."""
+    devices = [
+        Device(f"{model}-{n}-{i}", f"node-{n}", i, model, size * GiB)
+        for n, (model, size, count) in enumerate([("H100-80GB", 80, 4), ("L4", 24, 2), ("H100-80GB", 80, 2)])
+        for i in range(count)
+    ]
+    placer = make_placer(policy)
+    used: dict[str, tuple[int, int]] = {}
+    bound: list[tuple[Binding, ...]] = []
+    for action in actions:
+        if isinstance(action, int):
+            if bound:
+                for binding in bound.pop(action % len(bound)):
+                    memory, compute = used[binding.device_uuid]
+                    used[binding.device_uuid] = (
+                        memory - binding.memory_bytes,
+                        compute - binding.compute_percent,
+                    )
+            continue
+        loads = [DeviceLoad(d, *used.get(d.uuid, (0, 0))) for d in devices]
+        result = placer.place(action, loads)
+        if not result.ok:
+            assert result.reason
+            continue
+        assert len(result.bindings) == action.gpus
+        assert len({b.node for b in result.bindings}) == 1  # gang on one node
+        for binding in result.bindings:
+            memory, compute = used.get(binding.device_uuid, (0, 0))
+            used[binding.device_uuid] = (memory + binding.memory_bytes, compute + binding.compute_percent)
+        bound.append(result.bindings)
+        for device in devices:
+            memory, compute = used.get(device.uuid, (0, 0))
+            assert 0 <= memory <= device.memory_total_bytes and 0 <= compute <= 100

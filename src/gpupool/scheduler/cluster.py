@@ -30,6 +30,7 @@ class Allocation:
     cpu_milli: int
     memory: int
     kind: int
+    request: Request | None = field(default=None, compare=False)  # what was asked, to move it later
 
 
 class StateInterner:
@@ -69,12 +70,14 @@ class Cluster:
     slot_ids: list[list[str]] | None = None  # device UUID per slot, live only
     interner: StateInterner = field(default_factory=StateInterner)
     kind_counts: NDArray[np.int64] = field(init=False)
+    occupants: dict[tuple[int, int], list[Allocation]] = field(init=False)  # (node, slot) -> bound claims
     _state_ids: NDArray[np.int64] = field(init=False)
     _dirty: set[int] = field(init=False)
     _mask_cache: dict[tuple[object, ...], NDArray[np.bool_]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.kind_counts = np.zeros((len(self.node_names), KIND_SLOTS), dtype=np.int64)
+        self.occupants = {}
         self._state_ids = np.zeros(len(self.node_names), dtype=np.int64)
         self._dirty = set(range(len(self.node_names)))
         self._mask_cache = {}
@@ -175,9 +178,23 @@ class Cluster:
                 raise CapacityError(f"GPU {slot} of node {self.node_names[node]} cannot hold the request")
         milli = tuple(int(milli_demand[slot]) for slot in gpus)
         memory = tuple(int(memory_demand[slot]) for slot in gpus)
-        allocation = Allocation(node, gpus, milli, memory, request.cpu_milli, request.memory, request.kind)
+        allocation = Allocation(
+            node, gpus, milli, memory, request.cpu_milli, request.memory, request.kind, request
+        )
         self._apply(allocation, -1)
         return allocation
+
+    def restore(self, allocation: Allocation) -> None:
+        """Take back exactly what a released allocation held (rollback of a move)."""
+        node = allocation.node
+        if self.cpu_free_milli[node] < allocation.cpu_milli or self.mem_free[node] < allocation.memory:
+            raise CapacityError(f"node {self.node_names[node]} lacks CPU or memory to restore")
+        for slot, milli, memory in zip(
+            allocation.gpus, allocation.gpu_milli, allocation.gpu_memory, strict=True
+        ):
+            if self.gpu_free_milli[node, slot] < milli or self.gpu_mem_free_bytes[node, slot] < memory:
+                raise CapacityError(f"GPU {slot} of node {self.node_names[node]} cannot be restored")
+        self._apply(allocation, -1)
 
     def release(self, allocation: Allocation) -> None:
         """Give back exactly what `allocate` took."""
@@ -203,6 +220,12 @@ class Cluster:
             self.gpu_mem_free_bytes[node, slot] += sign * memory
         if allocation.kind >= 0:
             self.kind_counts[node, min(allocation.kind, KIND_SLOTS - 1)] -= sign
+        for slot in allocation.gpus:
+            held = self.occupants.setdefault((node, slot), [])
+            if sign < 0:
+                held.append(allocation)
+            else:
+                held.remove(allocation)
         self._dirty.add(node)
 
     def state_key(self, node: int) -> bytes:

@@ -100,7 +100,10 @@ class ResolvedWorkload:
         return result
 
     def capacity_frag(
-        self, free_milli: NDArray[np.int64], cpu_free_milli: NDArray[np.int64], model_id: NDArray[np.int64]
+        self,
+        free_milli: NDArray[np.int64],
+        cpu_free_milli: NDArray[np.int64],
+        model_id: NDArray[np.int64],
     ) -> NDArray[np.float64]:
         """Expected idle milli-GPU that stays unused if the node were filled with tasks of one shape.
 
@@ -110,14 +113,18 @@ class ResolvedWorkload:
         wl = self.workload
         milli = np.maximum(wl.gpu_milli, 1)[None, None, :]
         whole = wl.gpu_milli >= 1000
-        per_gpu = np.where(whole[None, None, :], free_milli[:, :, None] >= milli, free_milli[:, :, None] // milli)
+        per_gpu = np.where(
+            whole[None, None, :], free_milli[:, :, None] >= milli, free_milli[:, :, None] // milli
+        )
         tasks_gpu = per_gpu.sum(axis=1) // np.maximum(wl.gpus, 1)[None, :]  # (B, shapes)
         tasks_cpu = np.where(
             wl.cpu_milli[None, :] > 0,
             cpu_free_milli[:, None] // np.maximum(wl.cpu_milli, 1)[None, :],
             np.iinfo(np.int64).max,
         )
-        usable_tasks = np.minimum(tasks_gpu, tasks_cpu) * self.allowed[:, model_id].T * (wl.gpu_milli > 0)[None, :]
+        usable_tasks = (
+            np.minimum(tasks_gpu, tasks_cpu) * self.allowed[:, model_id].T * (wl.gpu_milli > 0)[None, :]
+        )
         idle = free_milli.sum(axis=1).astype(np.float64)
         usable = usable_tasks * (wl.gpu_milli * wl.gpus)[None, :]
         per_shape = idle[:, None] - np.minimum(usable, idle[:, None])
@@ -125,17 +132,21 @@ class ResolvedWorkload:
         return result
 
     def measure(
-        self, name: str, free_milli: NDArray[np.int64], cpu_free_milli: NDArray[np.int64],
+        self,
+        name: str,
+        free_milli: NDArray[np.int64],
+        cpu_free_milli: NDArray[np.int64],
         model_id: NDArray[np.int64],
     ) -> NDArray[np.float64]:
-        """`fgd` (F_n(M)), `capacity` (capacity_frag) or `blendW` (W x capacity + (1 - W) x fgd), milli-GPU."""
+        """`fgd` (F_n(M)), `capacity` or `blendW` (W x capacity + (1 - W) x fgd), in milli-GPU."""
         if name == "capacity":
             return self.capacity_frag(free_milli, cpu_free_milli, model_id)
         if name.startswith("blend"):
             weight = float(name.removeprefix("blend") or 0.5)
-            blended: NDArray[np.float64] = weight * self.capacity_frag(free_milli, cpu_free_milli, model_id) + (
-                1.0 - weight
-            ) * self.frag(free_milli, cpu_free_milli, model_id)
+            capacity = self.capacity_frag(free_milli, cpu_free_milli, model_id)
+            blended: NDArray[np.float64] = weight * capacity + (1.0 - weight) * self.frag(
+                free_milli, cpu_free_milli, model_id
+            )
             return blended
         return self.frag(free_milli, cpu_free_milli, model_id)
 

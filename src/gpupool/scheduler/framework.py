@@ -61,6 +61,16 @@ class Observer(Protocol):
         ...
 
 
+class Action(Protocol):
+    NAME: str
+
+    def run(
+        self, scheduler: Scheduler, request: Request, cluster: Cluster
+    ) -> tuple[Allocation, list[int]] | None:
+        """A second pass for a request no node fits: its allocation and the nodes changed, or None."""
+        ...
+
+
 @dataclass(frozen=True)
 class PluginContext:
     """What a plugin factory may use: the offline target workload (simulator only) and a seed."""
@@ -92,15 +102,26 @@ class Scheduler:
     scores: list[tuple[ScorePlugin, float]]
     picker: GpuPicker
     observers: list[Observer] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    touched: list[int] = field(default_factory=list)  # nodes the last `schedule` changed
 
-    def decide(self, request: Request, cluster: Cluster) -> Decision:
-        """Filter, score and pick GPUs for `request`; the cluster is not changed."""
-        for observer in self.observers:
-            observer.observe(request)
+    def decide(
+        self, request: Request, cluster: Cluster, avoid: int | None = None, learn: bool = True
+    ) -> Decision:
+        """Filter, score and pick GPUs for `request` (never on node `avoid`); the cluster is not changed.
+
+        `learn=False` keeps online plugins from counting a claim twice (a move is not an arrival).
+        """
+        if learn:
+            for observer in self.observers:
+                observer.observe(request)
         cycle: CycleState = {}
         mask: NDArray[np.bool_] | None = None
         for plugin in self.filters:
             result, status = plugin.filter(request, cluster, cycle)
+            if avoid is not None and mask is None:
+                result = result.copy()
+                result[avoid] = False
             mask = result if mask is None else mask & result
             if not status.ok or not mask.any():
                 if status.ok:
@@ -124,10 +145,17 @@ class Scheduler:
         return Decision(SUCCESS, node, gpus, int(nodes.size))
 
     def schedule(self, request: Request, cluster: Cluster) -> tuple[Decision, Allocation | None]:
-        """Decide and bind in one Statement (all GPUs of the claim or none)."""
+        """Decide and bind in one Statement (all GPUs of the claim or none); actions get a failed claim."""
         decision = self.decide(request, cluster)
         if not decision.status.ok:
+            for action in self.actions:
+                done = action.run(self, request, cluster)
+                if done is not None:
+                    allocation, self.touched = done
+                    return Decision(SUCCESS, allocation.node, allocation.gpus), allocation
+            self.touched = []
             return decision, None
         with Statement(cluster) as statement:
             allocation = statement.allocate(request, decision.node, decision.gpus)
+        self.touched = [decision.node]
         return decision, allocation

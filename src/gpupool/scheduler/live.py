@@ -34,20 +34,26 @@ def snapshot(
     rows = [sorted(groups[key], key=lambda load: load.device.index) for key in keys]
     width = max((len(row) for row in rows), default=1)
     count = len(rows)
+    where_rows: list[int] = []
+    where_slots: list[int] = []
+    uuid_slot: dict[str, tuple[int, int]] = {}
+    for r, row in enumerate(rows):
+        for s, load in enumerate(row):
+            where_rows.append(r)
+            where_slots.append(s)
+            uuid_slot[load.device.uuid] = (r, s)
+    flat = [load for row in rows for load in row]
+    at = (np.asarray(where_rows, dtype=np.intp), np.asarray(where_slots, dtype=np.intp))
     milli_total = np.zeros((count, width), dtype=np.int64)
     milli_free = np.zeros_like(milli_total)
     mem_total = np.zeros_like(milli_total)
     mem_free = np.zeros_like(milli_total)
     busy = np.zeros((count, width))
-    uuid_slot: dict[str, tuple[int, int]] = {}
-    for r, row in enumerate(rows):
-        for s, load in enumerate(row):
-            milli_total[r, s] = 100 * MILLI_PER_PERCENT
-            milli_free[r, s] = max(0, load.free_compute_percent) * MILLI_PER_PERCENT
-            mem_total[r, s] = load.device.memory_total_bytes
-            mem_free[r, s] = max(0, load.free_memory_bytes)
-            busy[r, s] = load.utilization_percent
-            uuid_slot[load.device.uuid] = (r, s)
+    milli_total[at] = 100 * MILLI_PER_PERCENT
+    milli_free[at] = np.maximum(0, [load.free_compute_percent for load in flat]) * MILLI_PER_PERCENT
+    mem_total[at] = [load.device.memory_total_bytes for load in flat]
+    mem_free[at] = np.maximum(0, np.asarray([load.free_memory_bytes for load in flat], dtype=np.int64))
+    busy[at] = [load.utilization_percent for load in flat]
     nvlink = None
     if any(load.device.nvlink_peers for load in loads):
         nvlink = np.zeros((count, width, width), dtype=np.bool_)
@@ -121,6 +127,7 @@ class FrameworkPlacer:
         profile = resolve(policy)
         self.name = profile.name
         self.scheduler: Scheduler = build_scheduler(profile, PluginContext())
+        self.scheduler.actions = []  # the Placer contract cannot move bound claims
         self.interner = StateInterner()
         self._lock = threading.Lock()
 

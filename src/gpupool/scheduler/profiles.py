@@ -12,6 +12,7 @@ from typing import Any
 
 from gpupool.errors import InvalidRequest
 from gpupool.scheduler.framework import (
+    Action,
     FilterPlugin,
     GpuPicker,
     Observer,
@@ -44,6 +45,7 @@ class Profile:
     scores: tuple[PluginRef, ...]
     picker: PluginRef
     filters: tuple[PluginRef, ...] = FILTERS
+    actions: tuple[PluginRef, ...] = ()  # second passes for a claim no node fits (KAI-style actions)
 
 
 def _paper(name: str, summary: str, picker: str, **args: Any) -> Profile:
@@ -52,8 +54,20 @@ def _paper(name: str, summary: str, picker: str, **args: Any) -> Profile:
 
 OURS_PROFILE = Profile(
     "ours",
-    "online FGD (workload learned from arrived claims), coarse points, GPU-packing tie-break (default)",
-    (PluginRef("ours", PAPER_WEIGHT, {"workload": "online", "drift": 0.02}),),
+    "online FGD over a blend of FGD and capacity fragmentation (default)",
+    (
+        PluginRef(
+            "ours",
+            PAPER_WEIGHT,
+            {
+                "workload": "online",
+                "drift": 0.02,
+                "measure": "blend0.5",
+                "resolution": 100,
+                "tiebreak": "gpu-left",
+            },
+        ),
+    ),
     PluginRef("ours"),
 )
 
@@ -112,4 +126,5 @@ def build_scheduler(
         chosen.picker.name, chosen.picker.args, ctx
     )
     observers: list[Observer] = [plugin for plugin in instances.values() if isinstance(plugin, Observer)]
-    return Scheduler(chosen.name, filters, scores, picker, observers)
+    actions: list[Action] = [registry.create(ref.name, ref.args, ctx) for ref in chosen.actions]
+    return Scheduler(chosen.name, filters, scores, picker, observers, actions)

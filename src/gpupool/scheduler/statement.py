@@ -12,6 +12,8 @@ class Statement:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.allocations: list[Allocation] = []
+        self.released: list[Allocation] = []
+        self._log: list[tuple[bool, Allocation]] = []  # (taken?, allocation) in order
         self.closed = False
 
     def allocate(self, request: Request, node: int, gpus: tuple[int, ...]) -> Allocation:
@@ -20,7 +22,16 @@ class Statement:
             raise RuntimeError("statement already committed or rolled back")
         allocation = self.cluster.allocate(request, node, gpus)
         self.allocations.append(allocation)
+        self._log.append((True, allocation))
         return allocation
+
+    def release(self, allocation: Allocation) -> None:
+        """Give an existing allocation back now (a move's first half); rollback restores it."""
+        if self.closed:
+            raise RuntimeError("statement already committed or rolled back")
+        self.cluster.release(allocation)
+        self.released.append(allocation)
+        self._log.append((False, allocation))
 
     def commit(self) -> list[Allocation]:
         """Keep every allocation; returns them."""
@@ -28,10 +39,15 @@ class Statement:
         return list(self.allocations)
 
     def rollback(self) -> None:
-        """Give back every allocation of this statement, newest first."""
-        for allocation in reversed(self.allocations):
-            self.cluster.release(allocation)
+        """Undo every step of this statement, newest first."""
+        for taken, allocation in reversed(self._log):
+            if taken:
+                self.cluster.release(allocation)
+            else:
+                self.cluster.restore(allocation)
         self.allocations.clear()
+        self.released.clear()
+        self._log.clear()
         self.closed = True
 
     def __enter__(self) -> Statement:

@@ -63,7 +63,8 @@ def replay(
             failed += 1
         else:
             used_milli += sum(allocation.gpu_milli)
-            tracker.update(allocation.node)
+            for node in scheduler.touched:  # the placed node, plus any a second pass moved claims to
+                tracker.update(node)
         arrived[step], used[step], frag[step] = arrived_milli, used_milli, tracker.total
     curves = bucketize(arrived, used, frag, capacity)
     return RunResult(policy, seed, curves, count, failed, decision_ms, time.perf_counter() - started)

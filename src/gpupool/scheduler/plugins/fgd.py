@@ -112,7 +112,13 @@ class FgdScore:
         at = np.asarray([node])
         free = cluster.gpu_free_milli[at]
         table = option_points(
-            request, resolved, free, cluster.cpu_free_milli[at], cluster.model_id[at], self.resolution, self.measure
+            request,
+            resolved,
+            free,
+            cluster.cpu_free_milli[at],
+            cluster.model_id[at],
+            self.resolution,
+            self.measure,
         )[0]
         table = np.where(cluster.fitting_slots(request, node), table, -np.inf)
         if self.tight_gpu:

@@ -1,11 +1,13 @@
-"""`ours`: online FGD with coarser points and a packing tie-break.
+"""`ours`: FGD's greedy step over a better fragmentation measure, learned online.
 
-* the target workload is learned online from arrived claims (nothing is read in advance);
-* FGD points are int(40 * sigmoid(delta / 1000)) instead of 100: wider ties, ...
-* ... which a packing preference breaks (least GPU left on the node after placing);
-* inside the node, among equally good GPUs the tightest one is taken.
+* the target workload is a histogram of the claims that have arrived (nothing read in advance);
+* the measure blends FGD's F_n(M) with a *capacity* fragmentation (the idle milli-GPU left over if
+  the node were filled with tasks of each shape: per-GPU slivers after packing, CPU that runs out
+  before the GPUs), see `ResolvedWorkload.capacity_frag`;
+* points are int(100 * sigmoid(delta / 1000)) as in FGD; ties go to the lowest node name
+  (optionally a packing tie-break); inside the node the tightest of the best GPUs is taken.
 
-See docs/scheduler.md for the idea and the measurements.
+docs/scheduler.md has the measurements.
 """
 
 from __future__ import annotations
@@ -29,14 +31,14 @@ TIEBREAKS = ("none", "bestfit", "gpu-left", "cpu-left", "fewest-free", "cpu-bala
 
 def options(args: Mapping[str, Any]) -> dict[str, Any]:
     """Typed arguments of the plugin from a profile's args."""
-    tiebreak = str(args.get("tiebreak", "gpu-left"))
+    tiebreak = str(args.get("tiebreak", "none"))
     if tiebreak not in TIEBREAKS:
         raise ValueError(f"ours: tiebreak must be one of {TIEBREAKS}, got {tiebreak!r}")
     return {
         "tiebreak": tiebreak,
-        "resolution": float(args.get("resolution", 40)),
+        "resolution": float(args.get("resolution", 100)),
         "tight_gpu": bool(args.get("tight_gpu", True)),
-        "measure": str(args.get("measure", "fgd")),
+        "measure": str(args.get("measure", "blend0.5")),
     }
 
 
@@ -46,8 +48,12 @@ class OursScore(FgdScore):
     NAME = NAME
 
     def __init__(
-        self, model: FragModel, tiebreak: str = "gpu-left", resolution: float = 40, tight_gpu: bool = True,
-        measure: str = "fgd",
+        self,
+        model: FragModel,
+        tiebreak: str = "none",
+        resolution: float = 100,
+        tight_gpu: bool = True,
+        measure: str = "blend0.5",
     ) -> None:
         super().__init__(model)
         self.tiebreak = tiebreak

@@ -63,6 +63,8 @@ def serve(options: ServeOptions) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Alembic narrates every start-up at INFO ("Context impl SQLiteImpl."); only its problems matter.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     _check_port_free(options.host, options.port)
     cluster = _join_cluster(options)
     pool = build_pool(options, cluster)

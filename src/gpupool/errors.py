@@ -63,6 +63,10 @@ class NvmlUnavailable(DeviceBackendError):
         self.hint = hint
 
 
+class StoreUnavailable(GpupoolError):
+    status_code = 503
+
+
 class ServerUnreachable(GpupoolError):
     status_code = 503
 

@@ -98,3 +98,21 @@ def test_serve_with_a_bad_spec_or_busy_port_says_so(cli_server: ServerProcess, t
     busy = gpupool("serve", "--simulate", "1x1xT4", "--port", str(cli_server.port), env=env)
     assert busy.returncode == 2 and "already in use" in busy.stderr
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("--log-level", "loud"), "loud"),
+        (("--policy", "nope"), "unknown policy"),
+        (("--db", "/proc/nope/pool.db"), "db: cannot open /proc/nope/pool.db"),
+        (("--db", "postgresql://someone:SECRET@127.0.0.1:1/x"), "someone:***@127.0.0.1:1/x"),
+    ],
+    ids=["bad-log-level", "unknown-policy", "unwritable-db", "unreachable-postgres"],
+)
+def test_serve_refuses_bad_options_in_one_line(tmp_path: Path, args: tuple[str, ...], needle: str) -> None:
+    env = dict(os.environ, GPUPOOL_HOME=str(tmp_path))
+    result = gpupool("serve", "--simulate", "1x1xT4", "--port", "1", *args, env=env)
+    assert result.returncode == 2
+    assert needle in result.stderr
+    assert "SECRET" not in result.stderr and "Traceback" not in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import sys
 from dataclasses import replace
 from typing import Annotated
@@ -24,6 +25,14 @@ from gpupool.cli.serve_agent import (
     agent_options,
 )
 from gpupool.errors import GpupoolError
+
+
+class LogLevel(enum.StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
 
 app = typer.Typer(
     name="gpupool",
@@ -58,7 +67,7 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 7070,
     db: Annotated[str | None, typer.Option("--db", help="SQLite path or SQLAlchemy URL")] = None,
     policy: Annotated[str, typer.Option("--policy", help="scheduler policy")] = "default",
-    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    log_level: Annotated[LogLevel, typer.Option("--log-level", case_sensitive=False)] = LogLevel.INFO,
     lease_ttl: LeaseTtlOpt = 30.0,
     idle_timeout: IdleTimeoutOpt = None,
     watchdog: WatchdogOpt = "kill",
@@ -83,7 +92,8 @@ def serve(
         lease_ttl, idle_timeout, watchdog, watchdog_grace, telemetry_interval, mps, mps_control, state_dir,
         allow_mig_reconfig,
     )  # fmt: skip
-    options = ServeOptions(simulate=simulate, host=host, port=port, db=db, policy=policy, log_level=log_level)
+    level = log_level.value
+    options = ServeOptions(simulate=simulate, host=host, port=port, db=db, policy=policy, log_level=level)
     run_server(replace(options, agent=agent, ray=ray, preempt_grace_s=preempt_grace))
 
 

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, func, insert, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from gpupool.errors import CapacityError, Conflict, NotFound
+from gpupool.errors import CapacityError, Conflict, NotFound, StoreUnavailable
 from gpupool.model import Binding, Claim, ClaimSpec, ClaimState, Device, Event, Tenant
 from gpupool.store import migrate, schema
 from gpupool.store.engine import make_engine
@@ -31,8 +33,12 @@ def new_claim_id() -> str:
 
 class Store:
     def __init__(self, path_or_url: str | Path) -> None:
-        self.engine = make_engine(path_or_url)
-        migrate.upgrade(self.engine)  # every database runs at the newest schema
+        try:
+            self.engine = make_engine(path_or_url)
+            migrate.upgrade(self.engine)  # every database runs at the newest schema
+        except (OSError, SQLAlchemyError) as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise StoreUnavailable(f"db: cannot open {_shown(path_or_url)}: {reason}") from exc
         # One writer at a time inside this process: SQLite would otherwise resolve contention with
         # its sleeping busy handler (tens of ms per collision). Other processes are kept honest by
         # the database's own locks and the guarded UPDATEs.
@@ -580,3 +586,14 @@ def _device_from_row(row: Row[Any]) -> Device:
         memory_total_bytes=int(row.memory_total_bytes),
         sm_count=row.sm_count,
     )
+
+
+def _shown(path_or_url: str | Path) -> str:
+    """A database path or URL fit for a log line: never the password."""
+    text = str(path_or_url)
+    if "://" not in text:
+        return text
+    try:
+        return make_url(text).render_as_string(hide_password=True)
+    except ArgumentError:
+        return text.split("://", 1)[0] + "://..."

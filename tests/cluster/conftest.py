@@ -48,7 +48,9 @@ def control_plane(
 ) -> Iterator[ControlPlane]:
     """Pool + agent + membership watcher on the Ray cluster, with the REST API on a loopback port."""
     home = tmp_path_factory.mktemp("cluster")
-    cluster = ClusterMode.join(ray_cluster.address, ClusterOptions(interval_s=0.2, ping_timeout_s=0.5))
+    # The ping deadline is the product default (1 s): shorter ones declared live nodes dead when the
+    # 2-core machine was busy with other work.
+    cluster = ClusterMode.join(ray_cluster.address, ClusterOptions(interval_s=0.2, ping_timeout_s=1.0))
     pool = PoolService(Store(home / "pool.db"), cluster.backend, make_placer("default"))
     pool.start()
     options = AgentOptions(state_dir=home / "state", mps=MpsMode.OFF, reaper_interval_s=0.2, tick_s=0.05)

@@ -55,7 +55,7 @@ def plan(
             continue
         chosen.append(victim)
         gate.note_freed(victim)  # the tenant's next claim is judged on what it would still hold
-        trial = placer.place(spec, without(loads, chosen))
+        trial = placer.place(spec, without(loads, chosen), learn=False)
         if trial.ok:
             result = trial
             break
@@ -65,7 +65,7 @@ def plan(
         return None
     for victim in reversed(chosen[:-1]):  # spare whoever the placement does not need
         fewer = [c for c in chosen if c is not victim]
-        trial = placer.place(spec, without(loads, fewer))
+        trial = placer.place(spec, without(loads, fewer), learn=False)
         if trial.ok:
             chosen, result = fewer, trial
     return chosen, result

@@ -197,7 +197,8 @@ class PoolService:
                     self.store.set_pending_reason(claim.id, verdict.reason or "quota")
                     continue
                 started = time.perf_counter()
-                result = self.placer.place(claim.spec, drain.guarded(loads))
+                # Not an arrival: the claim was counted when it came (online policies learn once).
+                result = self.placer.place(claim.spec, drain.guarded(loads), learn=False)
                 self.observer.on_decision(time.perf_counter() - started, result.ok)
                 if not result.ok and verdict.in_guarantee:
                     placement = self._wait_for_room(claim, drain, gate, now)
@@ -228,14 +229,14 @@ class PoolService:
     ) -> Sequence[Binding] | None:
         """Where an in-guarantee claim will go once draining claims (old or newly marked victims)
         have stopped; None when even preemption cannot make room."""
-        result = self.placer.place(claim.spec, drain.future)
+        result = self.placer.place(claim.spec, drain.future, learn=False)
         if not result.ok:
             deadline = now + self.preempt_grace_s
             if not preemption.make_room(
                 self.store, self.placer, claim, drain, gate, self.observer, deadline
             ):
                 return None
-            result = self.placer.place(claim.spec, drain.future)
+            result = self.placer.place(claim.spec, drain.future, learn=False)
         return result.bindings if result.ok else None
 
     def preempt(self, tenant: Tenant, claim_id: str, reason: str = "preempted by the admin") -> Claim:

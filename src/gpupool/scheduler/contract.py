@@ -45,7 +45,10 @@ class Placer(Protocol):
 
     name: str
 
-    def place(self, spec: ClaimSpec, cluster: Sequence[DeviceLoad]) -> PlacementResult: ...
+    def place(self, spec: ClaimSpec, cluster: Sequence[DeviceLoad], learn: bool = True) -> PlacementResult:
+        """Bindings for `spec` on `cluster`, or the reason it fits nowhere. `learn=False` for a
+        retry or a what-if, so online policies count each claim's arrival once."""
+        ...
 
 
 def with_bindings(

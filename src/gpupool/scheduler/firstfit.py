@@ -21,7 +21,7 @@ def model_matches(pattern: str | None, model: str) -> bool:
 class FirstFitPlacer:
     name = "firstfit"
 
-    def place(self, spec: ClaimSpec, cluster: Sequence[DeviceLoad]) -> PlacementResult:
+    def place(self, spec: ClaimSpec, cluster: Sequence[DeviceLoad], learn: bool = True) -> PlacementResult:
         by_node: dict[str, list[tuple[DeviceLoad, int, int]]] = defaultdict(list)
         matching = 0
         for load in cluster:

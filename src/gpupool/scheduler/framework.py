@@ -144,9 +144,11 @@ class Scheduler:
         gpus = self.picker.pick(request, cluster, node, cycle) if request.gpus else ()
         return Decision(SUCCESS, node, gpus, int(nodes.size))
 
-    def schedule(self, request: Request, cluster: Cluster) -> tuple[Decision, Allocation | None]:
+    def schedule(
+        self, request: Request, cluster: Cluster, learn: bool = True
+    ) -> tuple[Decision, Allocation | None]:
         """Decide and bind in one Statement (all GPUs of the claim or none); actions get a failed claim."""
-        decision = self.decide(request, cluster)
+        decision = self.decide(request, cluster, learn=learn)
         if not decision.status.ok:
             for action in self.actions:
                 done = action.run(self, request, cluster)

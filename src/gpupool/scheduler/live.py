@@ -131,13 +131,13 @@ class FrameworkPlacer:
         self.interner = StateInterner()
         self._lock = threading.Lock()
 
-    def place(self, spec: ClaimSpec, cluster: Sequence[DeviceLoad]) -> PlacementResult:
+    def place(self, spec: ClaimSpec, cluster: Sequence[DeviceLoad], learn: bool = True) -> PlacementResult:
         if not cluster:
             return PlacementResult(reason="no device in the pool")
         with self._lock:
             snap, devices = snapshot(cluster, self.interner)
             request = request_for(spec, snap)
-            decision, allocation = self.scheduler.schedule(request, snap)
+            decision, allocation = self.scheduler.schedule(request, snap, learn=learn)
         if allocation is None:
             return PlacementResult(reason=decision.status.reason)
         bindings = []

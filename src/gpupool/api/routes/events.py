@@ -18,7 +18,7 @@ def list_events(
     pool: PoolDep,
     tenant: TenantDep,
     claim: Annotated[str | None, Query(description="only this claim's events")] = None,
-    after: Annotated[int, Query(ge=0, description="only events with a larger id")] = 0,
+    after: Annotated[int, Query(ge=0, le=2**62, description="only events with a larger id")] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
 ) -> EventList:
     events = pool.events(tenant, claim_id=claim, after_id=after, limit=limit)

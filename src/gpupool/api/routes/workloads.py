@@ -117,7 +117,7 @@ def workload_logs(
     claim_id: str,
     agent: AgentDep,
     tenant: TenantDep,
-    offset: Annotated[int, Query(ge=0, description="byte offset to read from")] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**62, description="byte offset to read from")] = 0,
 ) -> WorkloadLogs:
     data, next_offset, done = agent.read_log(tenant, claim_id, offset)
     return WorkloadLogs(

@@ -116,3 +116,16 @@ def test_serve_refuses_bad_options_in_one_line(tmp_path: Path, args: tuple[str, 
     assert result.returncode == 2
     assert needle in result.stderr
     assert "SECRET" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ps_marks_a_claim_in_its_preemption_grace_period() -> None:
+    from gpupool.cli.claims import _state_text
+    from gpupool.model.wire import ClaimPublic
+
+    fields = dict(
+        id="c-1", tenant="t", reason="", gpus=1, memory_bytes=None, compute_percent=None, model=None,
+        priority=0, preemptible=True, labels={}, bindings=[], env={}, created_at=0.0, updated_at=0.0,
+    )  # fmt: skip
+    draining = ClaimPublic(state="bound", preempt_deadline=time.time() + 5, **fields)  # type: ignore[arg-type]
+    assert "preempting (stops by" in _state_text(draining)
+    assert "preempting" not in _state_text(ClaimPublic(state="bound", **fields))  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import shlex
 from typing import Annotated
 
@@ -106,6 +107,9 @@ def ps(
 def _state_text(item: ClaimPublic) -> str:
     colours = {"bound": "green", "pending": "yellow", "released": "dim", "lost": "red", "failed": "red"}
     text = item.state if item.queue_position is None else f"{item.state} #{item.queue_position}"
+    if item.state == "bound" and item.preempt_deadline is not None:
+        stops = datetime.datetime.fromtimestamp(item.preempt_deadline).strftime("%H:%M:%S")
+        return f"[magenta]preempting (stops by {stops})[/]"
     return f"[{colours.get(item.state, 'white')}]{text}[/]"
 
 

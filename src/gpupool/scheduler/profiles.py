@@ -54,7 +54,7 @@ def _paper(name: str, summary: str, picker: str, **args: Any) -> Profile:
 
 OURS_PROFILE = Profile(
     "ours",
-    "online FGD over a blend of FGD and capacity fragmentation (default)",
+    "online FGD over a blend of FGD and capacity fragmentation, plus unfillable leftovers (default)",
     (
         PluginRef(
             "ours",
@@ -63,8 +63,9 @@ OURS_PROFILE = Profile(
                 "workload": "online",
                 "drift": 0.02,
                 "measure": "blend0.5",
+                "leftover": 0.5,
                 "resolution": 100,
-                "tiebreak": "gpu-left",
+                "tiebreak": "none",
             },
         ),
     ),

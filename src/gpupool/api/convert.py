@@ -68,12 +68,4 @@ def device_public(view: DeviceView) -> DevicePublic:
 
 
 def event_public(event: Event) -> EventPublic:
-    return EventPublic(
-        id=event.id,
-        timestamp=event.timestamp,
-        actor=event.actor,
-        action=event.action,
-        claim_id=event.claim_id,
-        tenant=event.tenant,
-        details=event.details,
-    )
+    return EventPublic.model_validate(event, from_attributes=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gpupool.errors import InvalidRequest
-from gpupool.model.units import parse_size
+from gpupool.model.units import for_pydantic, parse_size
 
 _GPU_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*gpus?\s*$", re.IGNORECASE)
 MAX_GPUS = 1_000_000.0
@@ -79,10 +79,7 @@ class QuotaUpdate(BaseModel):
     @classmethod
     def _amount(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                parse_amount(value, "quota")
-            except InvalidRequest as exc:
-                raise ValueError(exc.message) from None
+            for_pydantic(parse_amount, value, "quota")
         return value
 
     def to_quota(self, tenant: str) -> Quota:
@@ -104,10 +101,4 @@ class QuotaList(BaseModel):
 
 
 def quota_public(quota: Quota) -> QuotaPublic:
-    return QuotaPublic(
-        tenant=quota.tenant,
-        guarantee_gpus=quota.guarantee_gpus,
-        limit_gpus=quota.limit_gpus,
-        guarantee_memory_bytes=quota.guarantee_memory_bytes,
-        limit_memory_bytes=quota.limit_memory_bytes,
-    )
+    return QuotaPublic.model_validate(quota, from_attributes=True)

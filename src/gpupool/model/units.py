@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
+from typing import Any
 
 from gpupool.errors import InvalidRequest
 
@@ -78,6 +80,15 @@ def parse_percent(value: str | int | float, field: str = "compute") -> int:
     if not math.isfinite(number) or number != int(number) or not 1 <= number <= 100:
         raise InvalidRequest(f"{field}: must be a whole percentage between 1 and 100, got {value!r}")
     return int(number)
+
+
+def for_pydantic(parse: Callable[[Any, str], object], value: Any, field: str) -> None:
+    """Run a parser inside a pydantic validator: its InvalidRequest becomes the ValueError pydantic
+    reports (so the API answers 422 naming the field)."""
+    try:
+        parse(value, field)
+    except InvalidRequest as exc:
+        raise ValueError(exc.message) from None
 
 
 def format_size(num_bytes: int) -> str:

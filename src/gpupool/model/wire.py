@@ -7,9 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
-from gpupool.errors import InvalidRequest
 from gpupool.model.claim import MAX_GPUS_PER_CLAIM, ClaimSpec
-from gpupool.model.units import parse_percent, parse_size
+from gpupool.model.units import for_pydantic, parse_percent, parse_size
 
 TENANT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
@@ -38,20 +37,14 @@ class ClaimCreate(BaseModel):
     @classmethod
     def _memory(cls, value: int | str | None) -> int | str | None:
         if value is not None:
-            try:
-                parse_size(value, "memory")
-            except InvalidRequest as exc:
-                raise ValueError(exc.message) from None
+            for_pydantic(parse_size, value, "memory")
         return value
 
     @field_validator("compute")
     @classmethod
     def _compute(cls, value: int | str | None) -> int | str | None:
         if value is not None:
-            try:
-                parse_percent(value, "compute")
-            except InvalidRequest as exc:
-                raise ValueError(exc.message) from None
+            for_pydantic(parse_percent, value, "compute")
         return value
 
     def to_spec(self) -> ClaimSpec:

@@ -81,22 +81,35 @@ class FgdScore:
     def observe(self, request: Request) -> None:
         self.model.observe(request)
 
+    def option_points(
+        self,
+        request: Request,
+        resolved: ResolvedWorkload,
+        free: NDArray[np.int64],
+        cpu: NDArray[np.int64],
+        model: NDArray[np.int64],
+    ) -> NDArray[np.float64]:
+        """Points per (node state, option); subclasses change the measure the delta is taken of."""
+        return option_points(request, resolved, free, cpu, model, self.resolution, self.measure)
+
     def score(
         self, request: Request, cluster: Cluster, nodes: NDArray[np.intp], cycle: CycleState
     ) -> NDArray[np.float64]:
+        return self._points(request, cluster, nodes)
+
+    def _points(self, request: Request, cluster: Cluster, nodes: NDArray[np.intp]) -> NDArray[np.float64]:
+        """Each node's best option, cached per (claim shape, node state)."""
         resolved = self.model.resolved(cluster)
         if resolved is None:
             return np.zeros(nodes.size)
 
         def compute(reps: NDArray[np.intp]) -> NDArray[np.float64]:
-            table = option_points(
+            table = self.option_points(
                 request,
                 resolved,
                 cluster.gpu_free_milli[reps],
                 cluster.cpu_free_milli[reps],
                 cluster.model_id[reps],
-                self.resolution,
-                self.measure,
             )
             result: NDArray[np.float64] = table.max(axis=1)
             return result
@@ -104,22 +117,16 @@ class FgdScore:
         return self.table.lookup(request.shape(), cluster, nodes, self.model.version, compute)
 
     def pick(self, request: Request, cluster: Cluster, node: int, cycle: CycleState) -> tuple[int, ...]:
-        """A share: the first GPU with the best points; whole GPUs: the first free ones."""
+        """A share: the GPU with the best points (tightest first with `tight_gpu`, else lowest index);
+        whole GPUs: the first free ones."""
         resolved = self.model.resolved(cluster)
         slots = cluster.gpu_free_milli.shape[1]
         if resolved is None or request.gpus != 1 or request.whole:
             return gang(request, cluster, node, np.arange(slots))
         at = np.asarray([node])
         free = cluster.gpu_free_milli[at]
-        table = option_points(
-            request,
-            resolved,
-            free,
-            cluster.cpu_free_milli[at],
-            cluster.model_id[at],
-            self.resolution,
-            self.measure,
-        )[0]
+        cpu, model = cluster.cpu_free_milli[at], cluster.model_id[at]
+        table = self.option_points(request, resolved, free, cpu, model)[0]
         table = np.where(cluster.fitting_slots(request, node), table, -np.inf)
         if self.tight_gpu:
             best = np.flatnonzero(table == table.max())

@@ -28,7 +28,6 @@ from gpupool.scheduler.framework import CycleState
 from gpupool.scheduler.plugins.common import (
     MAX_SPEC_CPU_MILLI,
     MAX_SPEC_GPU_MILLI,
-    gang,
     gpu_left_milli,
 )
 from gpupool.scheduler.plugins.fgd import FgdScore, after_placing, points
@@ -141,41 +140,6 @@ class OursScore(FgdScore):
         if high > low:
             primary = primary + 0.999 * (secondary - low) / (high - low)
         return primary
-
-    def _points(self, request: Request, cluster: Cluster, nodes: NDArray[np.intp]) -> NDArray[np.float64]:
-        resolved = self.model.resolved(cluster)
-        if resolved is None:
-            return np.zeros(nodes.size)
-
-        def compute(reps: NDArray[np.intp]) -> NDArray[np.float64]:
-            table = self.option_points(
-                request,
-                resolved,
-                cluster.gpu_free_milli[reps],
-                cluster.cpu_free_milli[reps],
-                cluster.model_id[reps],
-            )
-            result: NDArray[np.float64] = table.max(axis=1)
-            return result
-
-        return self.table.lookup(request.shape(), cluster, nodes, self.model.version, compute)
-
-    def pick(self, request: Request, cluster: Cluster, node: int, cycle: CycleState) -> tuple[int, ...]:
-        """A share: the best points, tightest first (or lowest index); whole GPUs: the first free ones."""
-        resolved = self.model.resolved(cluster)
-        slots = cluster.gpu_free_milli.shape[1]
-        if resolved is None or request.gpus != 1 or request.whole:
-            return gang(request, cluster, node, np.arange(slots))
-        at = np.asarray([node])
-        free = cluster.gpu_free_milli[at]
-        table = self.option_points(request, resolved, free, cluster.cpu_free_milli[at], cluster.model_id[at])[
-            0
-        ]
-        table = np.where(cluster.fitting_slots(request, node), table, -np.inf)
-        if self.tight_gpu:
-            best = np.flatnonzero(table == table.max())
-            return (int(best[np.argmin(free[0, best])]),)
-        return (int(np.argmax(table)),)
 
     def _secondary(self, request: Request, cluster: Cluster, nodes: NDArray[np.intp]) -> NDArray[np.float64]:
         """Higher is preferred."""

@@ -104,3 +104,6 @@ def test_node_death_loses_its_claims_only_and_the_node_is_reconciled_on_return(
         if client.poll() is None:
             client.kill()
             client.wait()
+        if "gpu-b" not in plane.ray.nodes:  # failed before the return: later tests need gpu-b
+            plane.ray.add("gpu-b", "4xA100-40GB")
+            wait_for(lambda: len(plane.devices_on("gpu-b")) == 4, 60)

@@ -40,6 +40,9 @@ class NodeRecord:
     joined_at: float = field(default_factory=time.time)
     lost_at: float | None = None
     ping_failures: int = 0
+    # Lost with proof of death (raylet gone, agent gone, Ray says dead): that Ray node id never
+    # comes back (a restarted raylet gets a new id), so it is never readmitted.
+    dead: bool = False
 
 
 class RayBackend:

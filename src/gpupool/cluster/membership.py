@@ -110,7 +110,7 @@ class MembershipWatcher:
             joined = self._finish_joins()
             for record in list(self._by_ray_id.values()):
                 if record.state == "alive" and not table.get(record.ray_node_id, {}).get("Alive", False):
-                    self._lose(record, "Ray reports the node dead")
+                    self._lose(record, "Ray reports the node dead", dead=True)
             self._ping(table)
             if joined and self.pool is not None:
                 self.pool.refresh_devices()
@@ -174,11 +174,14 @@ class MembershipWatcher:
     def _ping(self, table: dict[str, dict[str, Any]]) -> None:
         import ray
 
-        # Live nodes, plus lost ones Ray still calls alive (declared dead by missed pings: they
-        # may come back, with their stale workloads killed).
+        # Live nodes, plus lost ones Ray still calls alive that were declared lost by missed pings
+        # alone (they may come back, with their stale workloads killed). A node lost with proof of
+        # death is never pinged again: its agent's worker process can outlive a killed raylet for
+        # a moment and still answer, which must not bring the node back.
         targets = [
             r for r in self._by_ray_id.values()
-            if r.state == "alive" or (r.state == "lost" and table.get(r.ray_node_id, {}).get("Alive"))
+            if r.state == "alive"
+            or (r.state == "lost" and not r.dead and table.get(r.ray_node_id, {}).get("Alive"))
         ]  # fmt: skip
         if not targets:
             return
@@ -195,7 +198,9 @@ class MembershipWatcher:
                 except Exception as exc:
                     failure, dead = f"agent gone ({type(exc).__name__})", True
             if record.state == "lost":
-                if not failure and self.backend.get(record.name) is record:
+                if dead or _refuses_connections(record.address, record.raylet_port):
+                    record.dead = True
+                elif not failure and self.backend.get(record.name) is record:
                     self._readmit(record)
                 continue
             if not failure:
@@ -208,10 +213,12 @@ class MembershipWatcher:
                     True,
                 )
             if dead or record.ping_failures >= self.max_ping_failures:
-                self._lose(record, failure if dead else f"{failure} ({record.ping_failures} in a row)")
+                reason = failure if dead else f"{failure} ({record.ping_failures} in a row)"
+                self._lose(record, reason, dead=dead)
 
-    def _lose(self, record: NodeRecord, reason: str) -> None:
+    def _lose(self, record: NodeRecord, reason: str, *, dead: bool = False) -> None:
         record.state, record.reason, record.lost_at = "lost", reason, time.time()
+        record.dead = dead
         record.ping_failures = 0
         log.warning("node %s (ray %s) lost: %s", record.name, record.ray_node_id[:8], reason)
         if self.pool is not None:

@@ -8,7 +8,7 @@ from sched_builders import ClusterBuilder, share
 
 from gpupool.scheduler.frag import ResolvedWorkload, TargetWorkload
 from gpupool.scheduler.plugins.fragmodel import FragModel
-from gpupool.scheduler.plugins.ours import OursScore, leftover_waste
+from gpupool.scheduler.plugins.ours import OursScore, fill_chances, leftover_waste
 
 WORKLOAD = TargetWorkload(
     (
@@ -48,3 +48,56 @@ def test_a_small_share_goes_to_the_sliver_it_completes() -> None:
     cluster = ClusterBuilder().node("a", gpus=3, used=(0, 810, 500)).build()
     scorer = OursScore(FragModel(fixed=WORKLOAD), leftover=0.5)
     assert scorer.pick(share(160), cluster, 0, {}) == (1,)
+
+
+def test_a_size_unlikely_to_come_fills_only_its_chance() -> None:
+    resolved, _ = resolved_for(ClusterBuilder().node("a", gpus=1))
+    assert leftover_waste(resolved, fill={160: 0.0})[190] == 190  # only a 160 could fill it
+    assert leftover_waste(resolved, fill={160: 0.5})[190] == 110  # 30 left + half of 160
+    assert leftover_waste(resolved, fill={160: 0.0})[840] == 30  # an 810 (sure to come) still fits
+    assert leftover_waste(resolved, fill={160: 1.0}).tolist() == leftover_waste(resolved).tolist()
+
+
+def test_fill_chances_are_expected_tasks_over_the_slivers_waiting_for_them() -> None:
+    # ten 190-milli slivers wait for 160-milli tasks (p = 0.1); one 840 for an 810 (p = 0.3)
+    cluster = (
+        ClusterBuilder().node("a", gpus=8, used=(810,) * 8).node("b", gpus=4, used=(810, 810, 160, 0)).build()
+    )
+    resolved = ResolvedWorkload.of(WORKLOAD, cluster)
+    chances = fill_chances(resolved, cluster.gpu_free_milli, horizon=20)
+    assert chances == {160: pytest.approx(2 / 10), 810: 1.0}
+    assert fill_chances(resolved, cluster.gpu_free_milli, horizon=1000)[160] == 1.0
+
+
+GLUT_WORKLOAD = TargetWorkload(
+    (
+        (8_000, 1000, 1, None, None),
+        (4_000, 810, 1, None, None),
+        (4_000, 470, 1, None, None),
+        (4_000, 320, 1, None, None),
+        (4_000, 160, 1, None, None),
+        (2_000, 0, 0, None, None),
+    ),
+    np.asarray([0.45, 0.25, 0.12, 0.06, 0.02, 0.1]),
+)
+
+
+@pytest.mark.parametrize(("crowding", "slot"), [(0.0, 6), (5.0, 7)])
+def test_with_a_glut_of_small_slivers_a_share_stops_leaving_one_more(crowding: float, slot: int) -> None:
+    # Five 190-milli slivers already wait for the rare 160-milli tasks. A 320 on slot 6 (530 free)
+    # leaves 210, which only a 160 completes: fine when 160s are expected to come (no crowding),
+    # near dead when five slivers already wait for them, so slot 7 (470 free) is taken instead.
+    cluster = ClusterBuilder().node("a", gpus=8, used=(810,) * 5 + (0, 470, 530)).build()
+    scorer = OursScore(FragModel(fixed=GLUT_WORKLOAD), leftover=1.0, crowding=crowding)
+    scorer.score(share(320), cluster, np.asarray([0]), {})
+    assert scorer.pick(share(320), cluster, 0, {}) == (slot,)
+
+
+def test_fill_chances_are_re_read_every_crowd_every_arrivals() -> None:
+    cluster = ClusterBuilder().node("a", gpus=8, used=(810,) * 8).build()
+    scorer = OursScore(FragModel(fixed=WORKLOAD), leftover=1.0, crowding=20, crowd_every=4)
+    first = scorer.cache_version(cluster)
+    assert scorer.cache_version(cluster) == first, "no arrival: cached points stay valid"
+    for _ in range(4):
+        scorer.observe(share(160))
+    assert scorer.cache_version(cluster) != first

@@ -54,7 +54,7 @@ def _paper(name: str, summary: str, picker: str, **args: Any) -> Profile:
 
 OURS_PROFILE = Profile(
     "ours",
-    "online FGD over a blend of FGD and capacity fragmentation, plus unfillable leftovers (default)",
+    "online FGD over blended FGD + capacity fragmentation and crowding-aware leftovers (default)",
     (
         PluginRef(
             "ours",
@@ -63,7 +63,9 @@ OURS_PROFILE = Profile(
                 "workload": "online",
                 "drift": 0.02,
                 "measure": "blend0.5",
-                "leftover": 0.5,
+                "leftover": 1.0,
+                "crowding": 1000,
+                "crowd_every": 256,
                 "resolution": 100,
                 "tiebreak": "none",
             },

@@ -114,7 +114,11 @@ class FgdScore:
             result: NDArray[np.float64] = table.max(axis=1)
             return result
 
-        return self.table.lookup(request.shape(), cluster, nodes, self.model.version, compute)
+        return self.table.lookup(request.shape(), cluster, nodes, self.cache_version(cluster), compute)
+
+    def cache_version(self, cluster: Cluster) -> int:
+        """Changes whenever cached points go stale (here: a new target workload)."""
+        return self.model.version
 
     def pick(self, request: Request, cluster: Cluster, node: int, cycle: CycleState) -> tuple[int, ...]:
         """A share: the GPU with the best points (tightest first with `tight_gpu`, else lowest index);

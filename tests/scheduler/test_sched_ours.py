@@ -101,3 +101,16 @@ def test_fill_chances_are_re_read_every_crowd_every_arrivals() -> None:
     for _ in range(4):
         scorer.observe(share(160))
     assert scorer.cache_version(cluster) != first
+
+
+def test_cached_points_survive_a_re_read_that_moves_no_leftover_by_the_tolerance() -> None:
+    cluster = ClusterBuilder().node("a", gpus=8, used=(810,) * 8).build()
+    scorer = OursScore(
+        FragModel(fixed=WORKLOAD), leftover=1.0, crowding=20, crowd_every=1, crowd_tolerance=10
+    )
+    first = scorer.cache_version(cluster)
+    scorer.observe(share(160))
+    assert scorer.cache_version(cluster) == first, "same slivers, same chances: nothing to drop"
+    cluster.gpu_free_milli[0, :] = 1000  # the slivers are gone: a 160 is sure to find one again
+    scorer.observe(share(160))
+    assert scorer.cache_version(cluster) != first

@@ -66,6 +66,7 @@ OURS_PROFILE = Profile(
                 "leftover": 1.0,
                 "crowding": 1000,
                 "crowd_every": 256,
+                "crowd_tolerance": 10,
                 "resolution": 100,
                 "tiebreak": "none",
             },

@@ -56,6 +56,7 @@ def options(args: Mapping[str, Any]) -> dict[str, Any]:
         "leftover": float(args.get("leftover", 0.0)),
         "crowding": float(args.get("crowding", 0.0)),
         "crowd_every": int(args.get("crowd_every", 256)),
+        "crowd_tolerance": float(args.get("crowd_tolerance", 0.0)),
     }
 
 
@@ -125,6 +126,7 @@ class OursScore(FgdScore):
         leftover: float = 0.0,
         crowding: float = 0.0,
         crowd_every: int = 256,
+        crowd_tolerance: float = 0.0,
     ) -> None:
         super().__init__(model)
         self.tiebreak = tiebreak
@@ -134,6 +136,7 @@ class OursScore(FgdScore):
         self.leftover = leftover
         self.crowding = crowding
         self.crowd_every = crowd_every
+        self.crowd_tolerance = crowd_tolerance
         self._arrivals = 0
         self._crowd: tuple[int, dict[int, float]] | None = None  # (arrivals when taken, fill per size)
         self._seen_version, self._epoch = -1, 0
@@ -170,8 +173,18 @@ class OursScore(FgdScore):
             resolved = self.model.resolved(cluster)
             taken = self._crowd[0] if self._crowd is not None else None
             if resolved is not None and (taken is None or self._arrivals - taken >= self.crowd_every):
-                self._crowd = (self._arrivals, fill_chances(resolved, cluster.gpu_free_milli, self.crowding))
-                self._waste, self._epoch = None, self._epoch + 1
+                fill = fill_chances(resolved, cluster.gpu_free_milli, self.crowding)
+                waste = leftover_waste(resolved, fill)
+                self._crowd = (self._arrivals, fill)
+                current = self._waste
+                # Keep the cached points while no leftover's value moved by `crowd_tolerance` milli
+                # or more: dropping every node state's points costs a slow decision per shape.
+                if (
+                    current is None
+                    or current[0] is not resolved
+                    or np.abs(current[1] - waste).max() >= self.crowd_tolerance
+                ):
+                    self._waste, self._epoch = (resolved, waste), self._epoch + 1
         return self._epoch
 
     def option_points(

@@ -4,6 +4,7 @@ nvidia-cuda-mps-control), its fault recovery, and the memory watchdog."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,6 +84,43 @@ def test_fractional_run_gets_its_own_mps_daemon_and_limits(server: ServerProcess
     # The claim is gone, so the daemon is quit; no command ever touches the compute mode.
     wait_for(lambda: any(c["stdin"] == "quit" for c in _stub_calls(server)), timeout=6)
     assert not any("compute" in " ".join(c["argv"]) + c["stdin"] for c in _stub_calls(server))
+
+
+def test_claim_env_starts_the_daemon_and_exports_what_a_process_started_by_hand_needs(
+    server: ServerProcess,
+) -> None:
+    printed = gpupool(server, "claim", "--memory", "10GiB", "--compute", "25", "--env")
+    assert printed.returncode == 0, printed.stderr
+    claim_id = printed.stdout.splitlines()[0].removeprefix("# claim ").strip()
+    try:
+        # The lines are valid shell: evaluate them with a hint already set by the user.
+        shell = subprocess.run(
+            ["sh", "-c", f"{printed.stdout}\nenv"],
+            env={"PATH": "/usr/bin:/bin", "TF_FORCE_GPU_ALLOW_GROWTH": "false"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        env = _env_lines(shell.stdout)
+        assert env["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] == "25"
+        assert env["CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"] == "0=10240M"
+        assert env["TF_FORCE_GPU_ALLOW_GROWTH"] == "false", "a hint never overrides the user's value"
+        assert 0 < float(env["XLA_PYTHON_CLIENT_MEM_FRACTION"]) < 0.13
+        daemons = [c for c in _stub_calls(server) if c["argv"] == ["-d"]]
+        assert daemons and daemons[-1]["env"]["CUDA_MPS_PIPE_DIRECTORY"] == env["CUDA_MPS_PIPE_DIRECTORY"]
+    finally:
+        gpupool(server, "release", claim_id)
+
+
+def test_claim_env_of_a_pending_claim_says_so_and_exports_nothing(server: ServerProcess) -> None:
+    printed = gpupool(server, "claim", "--gpus", "2", "--env")
+    claim_id = printed.stdout.split()[2]
+    try:
+        assert printed.returncode == 0, printed.stderr
+        assert printed.stdout.startswith(f"# claim {claim_id} is pending: ")
+        assert "export" not in printed.stdout
+    finally:
+        gpupool(server, "release", claim_id)
 
 
 def test_broken_mps_server_is_recovered_with_an_event(server: ServerProcess) -> None:

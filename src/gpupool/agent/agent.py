@@ -167,6 +167,15 @@ class NodeAgent:
                 self._event("agent.lease_expired", claim, {"ttl_s": lease.ttl_s, "was": claim.state.value})
 
     # --------------------------------------------------------------- workloads
+    def launch_env(self, tenant: Tenant, claim_id: str) -> tuple[dict[str, str], dict[str, str]]:
+        """(env, hints) for a process the user starts by hand under a bound claim: as for a
+        workload, a fractional single-device claim gets its device's MPS daemon started."""
+        claim = self.pool.get_claim(tenant, claim_id)
+        if claim.state != ClaimState.BOUND:
+            raise Conflict(f"claim {claim_id} is {claim.state.value}, not bound")
+        with self._lock:
+            return self._launch_env(claim)
+
     def create_workload(
         self,
         tenant: Tenant,

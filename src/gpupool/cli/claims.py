@@ -13,6 +13,7 @@ from gpupool.cli.common import JsonOpt, TokenOpt, UrlOpt, make_client
 from gpupool.cli.output import ago, console, print_json
 from gpupool.model import format_size
 from gpupool.model.wire import ClaimPublic
+from gpupool.model.workload_wire import LaunchEnvPublic
 
 
 def claim(
@@ -47,13 +48,31 @@ def claim(
             preemptible=preemptible,
             labels=labels,
         )
+        launch = client.launch_env(result.id) if env and not as_json and result.state == "bound" else None
     if as_json:
         print_json(result)
     elif env:
-        for key, value in result.env.items():
-            console.print(f"export {key}={shlex.quote(value)}", highlight=False, soft_wrap=True)
+        _print_exports(result, launch)
     else:
         _print_claim(result)
+
+
+def _print_exports(result: ClaimPublic, launch: LaunchEnvPublic | None) -> None:
+    """`export` lines for a shell: the isolation env, then framework hints that keep a value the
+    user already set. A claim still pending prints a comment saying so (and nothing to export)."""
+    if launch is None:
+        console.print(
+            f"# claim {result.id} is {result.state}: {result.reason}", highlight=False, soft_wrap=True
+        )
+        return
+    console.print(f"# claim {result.id}", highlight=False)
+    for key, value in launch.env.items():
+        console.print(f"export {key}={shlex.quote(value)}", highlight=False, soft_wrap=True)
+    for key, value in launch.hints.items():
+        line = f'export {key}="${{{key}:-{value}}}"'
+        if any(char in value for char in '"}$`\\'):  # not safe inside ${...}: set it plainly
+            line = f"export {key}={shlex.quote(value)}"
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 def release(

@@ -30,6 +30,7 @@ from gpupool.model.wire import (
 )
 from gpupool.model.workload_wire import (
     IdleTimeoutPublic,
+    LaunchEnvPublic,
     LeasePublic,
     WorkloadList,
     WorkloadLogs,
@@ -143,6 +144,10 @@ class Client:
     def renew_lease(self, claim_id: str) -> LeasePublic:
         """Heartbeat: keep the claim for another server lease TTL; says if it is still active."""
         return self._call("PUT", f"/v1/claims/{claim_id}/lease", LeasePublic)
+
+    def launch_env(self, claim_id: str) -> LaunchEnvPublic:
+        """The environment for a process started by hand under a bound claim (starts MPS if needed)."""
+        return self._call("POST", f"/v1/claims/{claim_id}/launch-env", LaunchEnvPublic)
 
     def create_workload(
         self,

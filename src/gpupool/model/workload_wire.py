@@ -55,6 +55,14 @@ class WorkloadPublic(BaseModel):
     processes: list[ProcessPublic] = Field(default_factory=list)
 
 
+class LaunchEnvPublic(BaseModel):
+    """What a process started by hand under a bound claim needs (`gpupool claim --env`)."""
+
+    claim_id: str
+    env: dict[str, str] = Field(default_factory=dict, description="set these (isolation)")
+    hints: dict[str, str] = Field(default_factory=dict, description="set these unless already set")
+
+
 class WorkloadList(BaseModel):
     items: list[WorkloadPublic]
 

@@ -16,6 +16,7 @@ from gpupool.model.workload import Workload
 from gpupool.model.workload_wire import (
     IdleTimeoutPublic,
     IdleTimeoutSet,
+    LaunchEnvPublic,
     LeasePublic,
     ProcessPublic,
     WorkloadCreate,
@@ -79,6 +80,14 @@ def renew_lease(claim_id: str, agent: AgentDep, tenant: TenantDep) -> LeasePubli
         reason=claim.reason,
         preempt_deadline=claim.preempt_deadline if claim.preempting else None,
     )
+
+
+@router.post("/v1/claims/{claim_id}/launch-env", response_model=LaunchEnvPublic)
+def launch_env(claim_id: str, agent: AgentDep, tenant: TenantDep) -> LaunchEnvPublic:
+    """The environment for a process started by hand under a bound claim; for a fractional claim
+    this starts the device's MPS daemon (so the process is held to its limits), hence POST."""
+    env, hints = agent.launch_env(tenant, claim_id)
+    return LaunchEnvPublic(claim_id=claim_id, env=env, hints=hints)
 
 
 @router.post("/v1/workloads", status_code=201, response_model=WorkloadPublic)

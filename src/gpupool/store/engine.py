@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,26 @@ def database_url(path_or_url: str | Path) -> str:
     return f"sqlite:///{path}"
 
 
+BUSY_TIMEOUT_S = 30.0
+"""How long a SQLite connection waits for another process's lock before giving up."""
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch the database to WAL unless it already is. On a fresh file several processes may try at
+    once, and SQLite answers "database is locked" at once, without its busy handler, when the switch
+    would deadlock with another connection's lock; so retry until `BUSY_TIMEOUT_S`."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def make_engine(path_or_url: str | Path) -> Engine:
     url = database_url(path_or_url)
     if url.startswith("sqlite"):
@@ -36,7 +58,10 @@ def _sqlite_engine(url: str) -> Engine:
     # A small pool of connections reused across threads (never by two at once): opening a SQLite
     # connection and running the pragmas below on every transaction would dominate latency.
     engine = create_engine(
-        url, pool_size=8, max_overflow=16, connect_args={"check_same_thread": False, "timeout": 30}
+        url,
+        pool_size=8,
+        max_overflow=16,
+        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
     )
 
     @event.listens_for(engine, "connect")
@@ -44,11 +69,11 @@ def _sqlite_engine(url: str) -> Engine:
         # Let SQLAlchemy's "begin" hook below issue BEGIN itself (pysqlite's own is deferred).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        _enable_wal(cursor)
         # FULL: the WAL is fsynced at every commit, so an acknowledged change survives any crash.
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -14,7 +14,7 @@ from gpupool.client import Client
 from runctl import FAST_AGENT_ARGS, claim, events, kill_quietly, pid_alive, start_gpupool, workload_cmd
 from serverctl import ADMIN_TOKEN, ServerProcess
 
-GRACE_S = 2.0
+GRACE_S = 4.0  # generous: with a CPU hog beside the suite, one run failed at 2 s
 
 
 @pytest.fixture(scope="module")

@@ -43,28 +43,6 @@ def after_placing(request: Request, free: NDArray[np.int64]) -> tuple[NDArray[np
     return (free - take * milli)[:, None, :], (fits.sum(axis=1) >= request.gpus)[:, None]
 
 
-def option_points(
-    request: Request,
-    resolved: ResolvedWorkload,
-    free: NDArray[np.int64],
-    cpu: NDArray[np.int64],
-    model: NDArray[np.int64],
-    resolution: float = MAX_NODE_SCORE,
-    measure: str = "fgd",
-) -> NDArray[np.float64]:
-    """FGD points per (node state, option); -inf where the option does not fit."""
-    before = resolved.measure(measure, free, cpu, model)
-    options, valid = after_placing(request, free)
-    batch, count, slots = options.shape
-    after = resolved.measure(
-        measure,
-        options.reshape(batch * count, slots),
-        np.repeat(cpu - request.cpu_milli, count),
-        np.repeat(model, count),
-    ).reshape(batch, count)
-    return np.where(valid, points(before[:, None], after, resolution), -np.inf)
-
-
 class FgdScore:
     """Scores nodes and picks the GPU by the same fragmentation delta."""
 
@@ -81,6 +59,16 @@ class FgdScore:
     def observe(self, request: Request) -> None:
         self.model.observe(request)
 
+    def node_measure(
+        self,
+        resolved: ResolvedWorkload,
+        free: NDArray[np.int64],
+        cpu: NDArray[np.int64],
+        model: NDArray[np.int64],
+    ) -> NDArray[np.float64]:
+        """The fragmentation whose change is scored, in milli-GPU; subclasses change it."""
+        return resolved.measure(self.measure, free, cpu, model)
+
     def option_points(
         self,
         request: Request,
@@ -89,8 +77,17 @@ class FgdScore:
         cpu: NDArray[np.int64],
         model: NDArray[np.int64],
     ) -> NDArray[np.float64]:
-        """Points per (node state, option); subclasses change the measure the delta is taken of."""
-        return option_points(request, resolved, free, cpu, model, self.resolution, self.measure)
+        """Points per (node state, option) of the move under `node_measure`; -inf where it does not fit."""
+        before = self.node_measure(resolved, free, cpu, model)
+        options, valid = after_placing(request, free)
+        batch, count, slots = options.shape
+        after = self.node_measure(
+            resolved,
+            options.reshape(batch * count, slots),
+            np.repeat(cpu - request.cpu_milli, count),
+            np.repeat(model, count),
+        ).reshape(batch, count)
+        return np.where(valid, points(before[:, None], after, self.resolution), -np.inf)
 
     def score(
         self, request: Request, cluster: Cluster, nodes: NDArray[np.intp], cycle: CycleState

@@ -35,7 +35,7 @@ from gpupool.scheduler.plugins.common import (
     MAX_SPEC_GPU_MILLI,
     gpu_left_milli,
 )
-from gpupool.scheduler.plugins.fgd import FgdScore, after_placing, points
+from gpupool.scheduler.plugins.fgd import FgdScore
 from gpupool.scheduler.plugins.fragmodel import FragModel
 from gpupool.scheduler.request import MILLI_PER_GPU, Request
 
@@ -150,7 +150,7 @@ class OursScore(FgdScore):
         model: NDArray[np.int64],
     ) -> NDArray[np.float64]:
         """The blended fragmentation plus `leftover` x the unfillable milli of each GPU (milli-GPU)."""
-        value = resolved.measure(self.measure, free, cpu, model)
+        value = super().node_measure(resolved, free, cpu, model)
         if not self.leftover:
             return value
         if self._waste is None or self._waste[0] is not resolved:
@@ -186,26 +186,6 @@ class OursScore(FgdScore):
                 ):
                     self._waste, self._epoch = (resolved, waste), self._epoch + 1
         return self._epoch
-
-    def option_points(
-        self,
-        request: Request,
-        resolved: ResolvedWorkload,
-        free: NDArray[np.int64],
-        cpu: NDArray[np.int64],
-        model: NDArray[np.int64],
-    ) -> NDArray[np.float64]:
-        """Points per (node state, option) of the move under `node_measure`; -inf where it does not fit."""
-        before = self.node_measure(resolved, free, cpu, model)
-        options, valid = after_placing(request, free)
-        batch, count, slots = options.shape
-        after = self.node_measure(
-            resolved,
-            options.reshape(batch * count, slots),
-            np.repeat(cpu - request.cpu_milli, count),
-            np.repeat(model, count),
-        ).reshape(batch, count)
-        return np.where(valid, points(before[:, None], after, self.resolution), -np.inf)
 
     def score(
         self, request: Request, cluster: Cluster, nodes: NDArray[np.intp], cycle: CycleState

@@ -167,12 +167,16 @@ class NodeAgent:
                 self._event("agent.lease_expired", claim, {"ttl_s": lease.ttl_s, "was": claim.state.value})
 
     # --------------------------------------------------------------- workloads
-    def launch_env(self, tenant: Tenant, claim_id: str) -> tuple[dict[str, str], dict[str, str]]:
-        """(env, hints) for a process the user starts by hand under a bound claim: as for a
-        workload, a fractional single-device claim gets its device's MPS daemon started."""
+    def _bound_claim(self, tenant: Tenant, claim_id: str) -> Claim:
         claim = self.pool.get_claim(tenant, claim_id)
         if claim.state != ClaimState.BOUND:
             raise Conflict(f"claim {claim_id} is {claim.state.value}, not bound")
+        return claim
+
+    def launch_env(self, tenant: Tenant, claim_id: str) -> tuple[dict[str, str], dict[str, str]]:
+        """(env, hints) for a process the user starts by hand under a bound claim: as for a
+        workload, a fractional single-device claim gets its device's MPS daemon started."""
+        claim = self._bound_claim(tenant, claim_id)
         with self._lock:
             return self._launch_env(claim)
 
@@ -186,9 +190,7 @@ class NodeAgent:
         env: dict[str, str],
     ) -> tuple[Workload, dict[str, str], dict[str, str]]:
         """Register a workload for a bound claim; start it when detached. Returns (workload, env, hints)."""
-        claim = self.pool.get_claim(tenant, claim_id)
-        if claim.state != ClaimState.BOUND:
-            raise Conflict(f"claim {claim_id} is {claim.state.value}, not bound")
+        claim = self._bound_claim(tenant, claim_id)
         now = time.time()
         with self._lock:
             launch, hints = self._launch_env(claim)

@@ -6,6 +6,7 @@ GpupoolError
 ├── Unauthorized            missing or wrong token (HTTP 401)
 ├── Forbidden               a token that may not do this (HTTP 403)
 ├── Conflict                state does not allow it, e.g. duplicate tenant (HTTP 409)
+├── TooManyRequests         a per-tenant limit on open connections is reached (HTTP 429)
 ├── CapacityError           placement would over-commit a device (never reaches users as 5xx)
 ├── DeviceBackendError      a device backend cannot be used
 │   └── NvmlUnavailable     NVML library or driver missing (carries a hint)
@@ -45,6 +46,10 @@ class Conflict(GpupoolError):
     status_code = 409
 
 
+class TooManyRequests(GpupoolError):
+    status_code = 429
+
+
 class CapacityError(GpupoolError):
     """A bind would break the no-over-commit invariant; the store refused it."""
 
@@ -77,5 +82,7 @@ ERRORS_BY_STATUS: dict[int, type[GpupoolError]] = {
     403: Forbidden,
     404: NotFound,
     409: Conflict,
+    413: InvalidRequest,
     422: InvalidRequest,
+    429: TooManyRequests,
 }

@@ -14,19 +14,25 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gpupool import __version__
-from gpupool.api import management
+from gpupool.api import management, openapi
 from gpupool.api.auth import Authenticator
-from gpupool.api.routes import claims, devices, events, health, nodes, tenants
+from gpupool.api.headers import SecurityHeadersMiddleware, allowed_methods
+from gpupool.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
+from gpupool.api.routes import claims, devices, events, health, nodes, session, tenants
 from gpupool.errors import GpupoolError
 from gpupool.pool import PoolService
 
 log = logging.getLogger("gpupool.api")
 
 SCHEDULE_INTERVAL_S = 1.0
+HTTP_ERROR_NAMES = {404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge"}
 
 
 def create_app(
-    pool: PoolService, admin_token: str, schedule_interval_s: float = SCHEDULE_INTERVAL_S
+    pool: PoolService,
+    admin_token: str,
+    schedule_interval_s: float = SCHEDULE_INTERVAL_S,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -47,10 +53,14 @@ def create_app(
     )
     app.state.pool = pool
     app.state.auth = Authenticator(pool.store, admin_token)
-    for module in (health, devices, claims, events, tenants, nodes):
+    for module in (health, devices, claims, events, tenants, nodes, session):
         app.include_router(module.router)
     management.install(app, pool)  # /metrics, dashboard, stream, quotas
     _install_error_handlers(app)
+    # Outermost: a body over the limit is refused before any other layer reads it.
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
+    openapi.install(app)
     return app
 
 
@@ -77,8 +87,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"detail": str(exc.detail), "error": "HTTPError"}, status_code=exc.status_code)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # name every method of the path, not just the first route's
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
+        return JSONResponse(
+            {"detail": str(exc.detail), "error": error}, status_code=exc.status_code, headers=headers
+        )
 
 
 def _validation_message(error: Any) -> str:

@@ -8,6 +8,7 @@ import os
 import secrets
 from pathlib import Path
 
+from gpupool.api.session import Session, SessionSigner
 from gpupool.config import data_dir, write_private
 from gpupool.errors import Unauthorized
 from gpupool.model import ADMIN, Tenant
@@ -47,14 +48,21 @@ class Authenticator:
     def __init__(self, store: Store, admin_token: str) -> None:
         self.store = store
         self._admin_hash = hash_token(admin_token)
+        self.sessions = SessionSigner(admin_token)
 
-    def tenant_for(self, authorization: str | None) -> Tenant:
+    def tenant_for(self, authorization: str | None, session_cookie: str | None = None) -> Tenant:
+        """The caller, from `Authorization: Bearer TOKEN`, else from a dashboard session cookie."""
         if not authorization:
+            if session_cookie:
+                return self.tenant_for_session(session_cookie)
             raise Unauthorized("missing Authorization: Bearer TOKEN header")
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("Authorization header must be 'Bearer TOKEN'")
+        return self.tenant_for_token(token)
+
+    def tenant_for_token(self, token: str) -> Tenant:
         digest = hash_token(token)
         if hmac.compare_digest(digest, self._admin_hash):
             return Tenant(name=ADMIN)
@@ -63,7 +71,29 @@ class Authenticator:
             raise Unauthorized("invalid token")
         return tenant
 
+    def start_session(self, token: str) -> tuple[Tenant, Session]:
+        """Check a token and sign a dashboard session for its tenant."""
+        tenant = self.tenant_for_token(token)
+        return tenant, self.sessions.issue(tenant.name, hash_token(token))
+
+    def tenant_for_session(self, cookie: str) -> Tenant:
+        session = self.sessions.decode(cookie)
+        if session is None:
+            raise Unauthorized("the dashboard session is invalid or has expired: sign in again")
+        current = (
+            self._admin_hash if session.tenant == ADMIN else self.store.tenant_token_hash(session.tenant)
+        )
+        if current is None or not self.sessions.matches(session, current):
+            raise Unauthorized("the dashboard session ended (token rotated or tenant deleted): sign in again")
+        return Tenant(name=session.tenant)
+
     def create_tenant(self, name: str, actor: str) -> tuple[Tenant, str]:
         token = new_token("gpt")
         tenant = self.store.create_tenant(name, hash_token(token), actor=actor)
         return tenant, token
+
+    def rotate_token(self, name: str, actor: str) -> str:
+        """A new token for a tenant; the old one (and its dashboard sessions) stop working at once."""
+        token = new_token("gpt")
+        self.store.rotate_token(name, hash_token(token), actor=actor)
+        return token

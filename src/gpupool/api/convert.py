@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gpupool.isolation import launch_env
-from gpupool.model import Claim, ClaimState, Event
+from gpupool.model import Claim, ClaimState, Event, Tenant
 from gpupool.model.wire import BindingPublic, ClaimPublic, DevicePublic, EventPublic
 from gpupool.pool import DeviceView
 from gpupool.pool.quota import quota_reason
@@ -46,7 +46,8 @@ def claim_public(claim: Claim, queue_position: int | None = None) -> ClaimPublic
     )
 
 
-def device_public(view: DeviceView) -> DevicePublic:
+def device_public(view: DeviceView, viewer: Tenant) -> DevicePublic:
+    """A device as `viewer` may see it: the admin sees every claim id on it, a tenant its own."""
     device = view.device
     return DevicePublic(
         uuid=device.uuid,
@@ -63,7 +64,11 @@ def device_public(view: DeviceView) -> DevicePublic:
         mig_mode=device.mig_mode,
         parent_uuid=device.parent_uuid,
         nvlink_peers=list(device.nvlink_peers),
-        claims=list(view.claim_ids),
+        claims=[
+            claim_id
+            for claim_id, owner in zip(view.claim_ids, view.claim_tenants, strict=True)
+            if viewer.is_admin or owner == viewer.name
+        ],
     )
 
 

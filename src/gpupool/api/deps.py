@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from gpupool.api.auth import Authenticator
+from gpupool.api.session import CSRF_HEADER, SESSION_COOKIE
+from gpupool.errors import Forbidden
 from gpupool.model import Tenant
 from gpupool.pool import PoolService
+
+# Declared for the OpenAPI document (its security schemes); the header and cookie are read below,
+# so that a malformed header gets a message that says what is wrong with it.
+bearer_scheme = HTTPBearer(
+    auto_error=False, description="a tenant's token (`gpupool tenants create`) or the admin token"
+)
+session_scheme = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, description="the dashboard's session (`POST /v1/session`)"
+)
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def get_pool(request: Request) -> PoolService:
@@ -16,9 +29,18 @@ def get_pool(request: Request) -> PoolService:
     return pool
 
 
-def get_tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> Tenant:
+def get_tenant(
+    request: Request,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    _session: Annotated[str | None, Depends(session_scheme)],
+) -> Tenant:
     auth: Authenticator = request.app.state.auth
-    return auth.tenant_for(authorization)
+    authorization = request.headers.get("authorization")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    tenant = auth.tenant_for(authorization, cookie)
+    if not authorization and request.method not in SAFE_METHODS and request.headers.get(CSRF_HEADER) != "1":
+        raise Forbidden(f"a change made with a session cookie needs the {CSRF_HEADER}: 1 header")
+    return tenant
 
 
 def get_auth(request: Request) -> Authenticator:

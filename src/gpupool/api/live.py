@@ -8,6 +8,7 @@ import contextlib
 import logging
 from collections import deque
 
+from gpupool.errors import TooManyRequests
 from gpupool.pool import PoolService
 
 log = logging.getLogger("gpupool.live")
@@ -18,6 +19,9 @@ SAMPLE_INTERVAL_S = 2.0
 """Seconds between two utilization samples (and periodic refreshes of the streams)."""
 HISTORY_SAMPLES = 150
 """Samples kept per device: 150 x 2 s = the last 5 minutes."""
+MAX_STREAMS_PER_TENANT = 4
+"""Open dashboard streams one tenant (or the admin) may hold: each costs the server a snapshot per
+change, so one tenant must not be able to starve the others by opening hundreds."""
 
 
 class LiveHub:
@@ -29,22 +33,35 @@ class LiveHub:
         history_samples: int = HISTORY_SAMPLES,
     ) -> None:
         self.pool = pool
+        self.max_streams_per_tenant = MAX_STREAMS_PER_TENANT
         self.poll_interval_s = poll_interval_s
         self.sample_interval_s = sample_interval_s
         self.history: dict[str, deque[float]] = {d.uuid: deque(maxlen=history_samples) for d in pool.devices}
         self.sample_id = 0
         self.last_event_id = 0
-        self._subscribers: set[asyncio.Queue[str]] = set()
+        self._subscribers: dict[asyncio.Queue[str], str] = {}  # queue -> its tenant
 
     # ------------------------------------------------------------ subscribers
-    def subscribe(self) -> asyncio.Queue[str]:
+    def streams_of(self, tenant: str) -> int:
+        return sum(1 for owner in self._subscribers.values() if owner == tenant)
+
+    def check_capacity(self, tenant: str) -> None:
+        """TooManyRequests when `tenant` already holds its share of open streams."""
+        if self.streams_of(tenant) >= self.max_streams_per_tenant:
+            raise TooManyRequests(
+                f"stream: {tenant} already has {self.max_streams_per_tenant} open event streams; "
+                "close a dashboard tab first"
+            )
+
+    def subscribe(self, tenant: str) -> asyncio.Queue[str]:
         """A queue that receives `change` or `sample` whenever there is something new to draw."""
+        self.check_capacity(tenant)
         queue: asyncio.Queue[str] = asyncio.Queue(maxsize=8)
-        self._subscribers.add(queue)
+        self._subscribers[queue] = tenant
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[str]) -> None:
-        self._subscribers.discard(queue)
+        self._subscribers.pop(queue, None)
 
     def _notify(self, kind: str) -> None:
         for queue in list(self._subscribers):

@@ -16,6 +16,9 @@ from gpupool.pool.usage import tenant_usage
 from gpupool.store.quotas import QuotaRecords
 
 EVENTS_SHOWN = 60
+CLAIMS_SHOWN = 200
+"""At most this many bound claims and this many queue entries go into one overview (the counts say
+how many there are): a pool with thousands of claims must not make every snapshot megabytes."""
 OTHER_TENANT = "other"
 
 
@@ -60,6 +63,7 @@ def build_overview(
     ]
     owner = None if viewer.is_admin else viewer.name
     events = pool.store.list_events(tenant=owner, limit=EVENTS_SHOWN)
+    mine_bound = [c for c in bound if visible(c)]
     return Overview(
         generated_at=time.time(),
         viewer=viewer.name,
@@ -67,8 +71,9 @@ def build_overview(
         backend=pool.backend.name,
         policy=pool.placer.name,
         devices=devices,
-        claims=[claim_public(c) for c in bound if visible(c)],
-        queue=[claim_public(c, positions[c.id]) for c in queue if visible(c)],
+        claims=[claim_public(c) for c in mine_bound[:CLAIMS_SHOWN]],
+        claims_total=len(mine_bound),
+        queue=[claim_public(c, positions[c.id]) for c in [c for c in queue if visible(c)][:CLAIMS_SHOWN]],
         queue_length=len(queue),
         tenants=tenant_rows(pool, active, viewer),
         events=[event_public(e) for e in events],

@@ -17,6 +17,7 @@ from rich.console import Console
 from gpupool.agent import AgentOptions, NodeAgent
 from gpupool.api.app import create_app
 from gpupool.api.auth import resolve_admin_token
+from gpupool.api.limits import DEFAULT_MAX_BODY_BYTES
 from gpupool.api.routes.workloads import install_agent
 from gpupool.config import ClientConfig, data_dir, save_client_config
 from gpupool.devices import open_backend
@@ -43,6 +44,7 @@ class ServeOptions:
     agent: AgentOptions | None = None  # node agent settings (leases, idle, watchdog, MPS)
     ray: str | None = None  # cluster mode: the Ray address to join (`auto`: the local cluster)
     preempt_grace_s: float = DEFAULT_PREEMPT_GRACE_S  # SIGTERM -> SIGKILL for preempted workloads
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # larger request bodies get 413
 
 
 def build_pool(options: ServeOptions, cluster: ClusterMode | None = None) -> PoolService:
@@ -73,7 +75,7 @@ def serve(options: ServeOptions) -> None:
     url = f"http://{connect_host}:{options.port}"
     config_path = save_client_config(ClientConfig(url=url, token=admin_token))
     _banner(pool, url, token_file, config_path, options)
-    app = create_app(pool, admin_token)
+    app = create_app(pool, admin_token, max_body_bytes=options.max_body_bytes)
     agent = NodeAgent(pool, _agent_options(options, cluster))
     if cluster is not None:
         cluster.attach(pool, agent)  # before start: workloads go to the agents of their nodes

@@ -25,6 +25,7 @@ from gpupool.cli.serve_agent import (
     agent_options,
 )
 from gpupool.errors import GpupoolError
+from gpupool.model import parse_size
 
 
 class LogLevel(enum.StrEnum):
@@ -83,6 +84,9 @@ def serve(
     preempt_grace: Annotated[
         float, typer.Option("--preempt-grace", min=0, help="seconds a preempted workload gets to stop")
     ] = 10.0,
+    max_body: Annotated[
+        str, typer.Option("--max-body", help="largest request body accepted (413 beyond), e.g. 1MiB")
+    ] = "1MiB",
 ) -> None:
     """Run the pool: API, scheduler, store and node agent (a simulated pool when no GPU is found)."""
     from gpupool.api.server import ServeOptions
@@ -94,7 +98,10 @@ def serve(
     )  # fmt: skip
     level = log_level.value
     options = ServeOptions(simulate=simulate, host=host, port=port, db=db, policy=policy, log_level=level)
-    run_server(replace(options, agent=agent, ray=ray, preempt_grace_s=preempt_grace))
+    max_body_bytes = parse_size(max_body, "--max-body")
+    run_server(
+        replace(options, agent=agent, ray=ray, preempt_grace_s=preempt_grace, max_body_bytes=max_body_bytes)
+    )
 
 
 app.command()(claims.claim)

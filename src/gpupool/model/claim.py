@@ -24,6 +24,11 @@ class ClaimState(enum.StrEnum):
 
 
 MAX_GPUS_PER_CLAIM = 64
+# Labels are free-form notes a tenant attaches to a claim; they travel in every listing, the
+# dashboard and the audit trail, so they are bounded (Kubernetes keeps label values to 63 chars).
+MAX_LABELS = 32
+MAX_LABEL_KEY_CHARS = 63
+MAX_LABEL_VALUE_CHARS = 256
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,20 @@ class ClaimSpec:
         if compute is None:
             compute = max(1, min(100, -(-memory * 100 // memory_total_bytes)))
         return memory, compute
+
+
+def check_labels(labels: dict[str, str]) -> None:
+    """Refuse labels beyond the bounds above (InvalidRequest naming the label). Front doors call it
+    on what arrives; a stored claim is never refused on reading (rows from before the bounds load)."""
+    if len(labels) > MAX_LABELS:
+        raise InvalidRequest(f"labels: at most {MAX_LABELS} labels per claim, got {len(labels)}")
+    for key, value in labels.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_LABEL_KEY_CHARS:
+            raise InvalidRequest(f"labels: a key must be 1..{MAX_LABEL_KEY_CHARS} characters")
+        if not isinstance(value, str) or len(value) > MAX_LABEL_VALUE_CHARS:
+            raise InvalidRequest(
+                f"labels.{key}: a value must be text of at most {MAX_LABEL_VALUE_CHARS} characters"
+            )
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,11 @@ class Overview(BaseModel):
     backend: str
     policy: str
     devices: list[DeviceCard]
-    claims: list[ClaimPublic] = Field(description="bound claims the viewer may see")
-    queue: list[ClaimPublic] = Field(description="pending claims the viewer may see, in queue order")
+    claims: list[ClaimPublic] = Field(description="bound claims the viewer may see (at most 200)")
+    claims_total: int = Field(0, description="bound claims the viewer may see, all of them")
+    queue: list[ClaimPublic] = Field(
+        description="pending claims the viewer may see, in queue order (at most 200)"
+    )
     queue_length: int = Field(0, description="all pending claims, the viewer's or not")
     tenants: list[TenantRow]
     events: list[EventPublic]

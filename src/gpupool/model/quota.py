@@ -9,11 +9,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
 from gpupool.errors import InvalidRequest
-from gpupool.model.units import for_pydantic, parse_size
+from gpupool.model.units import parse_size
+from gpupool.model.wire_types import SIZE_BODY
 
 _GPU_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*gpus?\s*$", re.IGNORECASE)
 MAX_GPUS = 1_000_000.0
@@ -67,20 +69,40 @@ def parse_amount(text: str, field: str) -> tuple[float | None, int | None]:
     return gpus, memory
 
 
+# What the API accepts as an amount, exactly: `none` (or `-`, or empty), or comma-separated parts,
+# each a GPU count with at most 6 digits and 3 decimals (`2gpu`, `0.5gpus`) or a size.
+_GPU_PART = r" *(?:[0-9]{1,6}(?:\.[0-9]{1,3})?|\.[0-9]{1,3}) *[Gg][Pp][Uu][Ss]? *"
+_PART = f"(?:{_GPU_PART}|{SIZE_BODY})"
+AMOUNT_PATTERN = f"^(?: *(?:[Nn][Oo][Nn][Ee]|-)? *|{_PART}(?:,{_PART})*)$"
+_AMOUNT_RE = re.compile(AMOUNT_PATTERN)
+
+
+def _amount_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"expected text like '2gpu', '160GiB' or '2gpu,160GiB', got {type(value).__name__}")
+    if len(value) > 64 or not _AMOUNT_RE.fullmatch(value):
+        raise ValueError(f"cannot parse {value[:40]!r} (use e.g. '2gpu', '160GiB', '2gpu,160GiB' or 'none')")
+    return value
+
+
+Amount = Annotated[
+    str | None,
+    PlainValidator(_amount_value),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "maxLength": 64, "pattern": AMOUNT_PATTERN}, {"type": "null"}]}
+    ),
+]
+
+
 class QuotaUpdate(BaseModel):
     """Body of PUT /v1/tenants/{name}/quota: amounts like `2gpu`, `160GiB`, `2gpu,160GiB` or `none`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    guarantee: str | None = Field(None, max_length=64, description="guaranteed share: never preempted")
-    limit: str | None = Field(None, max_length=64, description="hard cap: claims above it wait")
-
-    @field_validator("guarantee", "limit")
-    @classmethod
-    def _amount(cls, value: str | None) -> str | None:
-        if value is not None:
-            for_pydantic(parse_amount, value, "quota")
-        return value
+    guarantee: Amount = Field(None, description="guaranteed share: never preempted")
+    limit: Amount = Field(None, description="hard cap: claims above it wait")
 
     def to_quota(self, tenant: str) -> Quota:
         guarantee_gpus, guarantee_memory = parse_amount(self.guarantee or "", "guarantee")

@@ -5,10 +5,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gpupool.model.claim import MAX_GPUS_PER_CLAIM, ClaimSpec
-from gpupool.model.units import for_pydantic, parse_percent, parse_size
+from gpupool.model.claim import (
+    MAX_GPUS_PER_CLAIM,
+    MAX_LABEL_KEY_CHARS,
+    MAX_LABEL_VALUE_CHARS,
+    MAX_LABELS,
+    ClaimSpec,
+)
+from gpupool.model.units import parse_percent, parse_size
+from gpupool.model.wire_types import Labels, PercentValue, SizeValue, WholeNumber
 
 TENANT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
@@ -16,36 +23,26 @@ TENANT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 class ClaimCreate(BaseModel):
     """Body of POST /v1/claims. Sizes are per GPU; omit memory and compute for whole GPUs."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    gpus: StrictInt = Field(1, ge=1, le=MAX_GPUS_PER_CLAIM, description="number of vGPUs, all on one node")
-    memory: StrictInt | str | None = Field(None, description='memory per vGPU: "10GiB" or bytes')
-    compute: StrictInt | str | None = Field(None, description="share of SMs per vGPU, percent 1..100")
+    gpus: WholeNumber = Field(1, ge=1, le=MAX_GPUS_PER_CLAIM, description="number of vGPUs, all on one node")
+    memory: SizeValue = Field(None, description='memory per vGPU: "10GiB" or bytes')
+    compute: PercentValue = Field(None, description="share of SMs per vGPU, percent 1..100")
     model: str | None = Field(None, max_length=128, description='device model pattern, e.g. "H100*"')
-    priority: StrictInt = Field(0, ge=-1000, le=1000)
-    preemptible: StrictBool = False
-    wait: StrictBool = Field(False, description="accepted for compatibility; claims always queue")
-    labels: dict[str, str] = Field(default_factory=dict)
+    priority: WholeNumber = Field(0, ge=-1000, le=1000)
+    preemptible: bool = False
+    wait: bool = Field(False, description="accepted for compatibility; claims always queue")
+    labels: Labels = Field(
+        default_factory=dict,
+        description=f"free-form notes: at most {MAX_LABELS}, keys 1..{MAX_LABEL_KEY_CHARS} and values "
+        f"up to {MAX_LABEL_VALUE_CHARS} characters",
+    )
     lease_ttl_s: float | None = Field(
         None,
         ge=1,
         le=86400,
         description="take a lease with the claim (same transaction): reclaimed unless renewed within",
     )
-
-    @field_validator("memory")
-    @classmethod
-    def _memory(cls, value: int | str | None) -> int | str | None:
-        if value is not None:
-            for_pydantic(parse_size, value, "memory")
-        return value
-
-    @field_validator("compute")
-    @classmethod
-    def _compute(cls, value: int | str | None) -> int | str | None:
-        if value is not None:
-            for_pydantic(parse_percent, value, "compute")
-        return value
 
     def to_spec(self) -> ClaimSpec:
         return ClaimSpec(
@@ -117,11 +114,18 @@ class DevicePublic(DeviceSummary):
     claims: list[str] = Field(default_factory=list)
 
 
-class DeviceList(BaseModel):
+class Page(BaseModel):
+    """What every list answer says besides its items: whether there is more, and where it starts."""
+
+    next_cursor: str | None = Field(None, description="pass as `cursor` to get the next page")
+    has_more: bool = Field(False, description="more items follow this page")
+
+
+class DeviceList(Page):
     items: list[DevicePublic]
 
 
-class ClaimList(BaseModel):
+class ClaimList(Page):
     items: list[ClaimPublic]
 
 
@@ -135,19 +139,30 @@ class EventPublic(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-class EventList(BaseModel):
+class EventList(Page):
+    """Events oldest first. `next_cursor` is the id to follow the trail from (also when nothing is
+    waiting yet, so a client can poll with it); `has_more` says more are waiting now."""
+
     items: list[EventPublic]
 
 
 class TenantCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: Annotated[str, Field(min_length=1, max_length=63)]
+    name: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=63,
+            json_schema_extra={"pattern": TENANT_NAME_RE.pattern, "not": {"const": "admin"}},
+            description="lowercase letters, digits, '-', '_' or '.'; not 'admin'",
+        ),
+    ]
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not TENANT_NAME_RE.match(value) or value == "admin":
+        if not TENANT_NAME_RE.fullmatch(value) or value == "admin":
             raise ValueError(
                 "must be lowercase letters, digits, '-', '_' or '.', start with a letter or digit, "
                 "and not be 'admin'"
@@ -158,6 +173,11 @@ class TenantCreate(BaseModel):
 class TenantCreated(BaseModel):
     name: str
     token: str
+
+
+class TenantDeleted(BaseModel):
+    name: str
+    released: list[str] = Field(description="ids of the active claims released with the tenant")
 
 
 class TenantPublic(BaseModel):

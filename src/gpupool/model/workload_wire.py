@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from annotated_types import Ge, Le
+from pydantic import BaseModel, ConfigDict, Field, Strict
+
+from gpupool.model.wire_types import WHOLE
 
 
 class WorkloadCreate(BaseModel):
@@ -12,7 +17,7 @@ class WorkloadCreate(BaseModel):
     `gpupool run` process) starts it with the returned `env` and reports its pid with PATCH.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     claim_id: str = Field(min_length=1, max_length=32)
     command: list[str] = Field(min_length=1, max_length=4096)
@@ -24,10 +29,10 @@ class WorkloadCreate(BaseModel):
 class WorkloadUpdate(BaseModel):
     """Body of PATCH /v1/workloads/{id}: the attached process's pid, then its exit code."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    pid: int | None = Field(None, ge=1, le=2**31 - 1)
-    exit_code: int | None = Field(None, ge=-255, le=255)
+    pid: Annotated[int, Strict(), Ge(1), Le(2**31 - 1), WHOLE] | None = None
+    exit_code: Annotated[int, Strict(), Ge(-255), Le(255), WHOLE] | None = None
 
 
 class ProcessPublic(BaseModel):
@@ -89,7 +94,7 @@ class LeasePublic(BaseModel):
 
 
 class IdleTimeoutSet(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     seconds: float | None = Field(None, ge=0, description="null: server default; 0: never reclaim")
 

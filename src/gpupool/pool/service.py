@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from gpupool.devices.base import DeviceBackend
 from gpupool.errors import CapacityError, Conflict, Forbidden, NotFound
 from gpupool.model import Binding, Claim, ClaimSpec, ClaimState, Device, DeviceTelemetry, Event, Tenant
+from gpupool.model.idempotency import IdempotencyKey
 from gpupool.pool import preemption, quota
 from gpupool.pool.fairshare import fair_order
 from gpupool.pool.observer import NullObserver, PoolObserver
@@ -42,6 +43,7 @@ class DeviceView:
     allocated_compute_percent: int
     telemetry: DeviceTelemetry | None
     claim_ids: tuple[str, ...]
+    claim_tenants: tuple[str, ...]  # the owner of each claim in `claim_ids`, in that order
 
 
 class PoolService:
@@ -100,11 +102,22 @@ class PoolService:
         return list(self._devices)
 
     # ------------------------------------------------------------------ claims
-    def create_claim(self, tenant: Tenant, spec: ClaimSpec, lease_ttl_s: float | None = None) -> Claim:
+    def create_claim(
+        self,
+        tenant: Tenant,
+        spec: ClaimSpec,
+        lease_ttl_s: float | None = None,
+        idempotency: IdempotencyKey | None = None,
+    ) -> Claim:
         """Record a claim; bind it in the same transaction when it fits now and nobody waits ahead.
 
         With `lease_ttl_s` the claim's lease is taken in that transaction too (see `Store.add_claim`).
+        With `idempotency`, a retry of a request already recorded returns that claim as it is now.
         """
+        if idempotency is not None:
+            replayed = self.store.claim_for_key(tenant.name, idempotency)
+            if replayed is not None:
+                return replayed
         with self._schedule_lock:
             ahead = self.store.count_pending(min_priority=spec.priority)
             started = time.perf_counter()
@@ -117,7 +130,13 @@ class PoolService:
                 try:
                     bindings = result.bindings
                     claim = self.store.add_claim(
-                        tenant.name, spec, "", tenant.name, placement=bindings, lease_ttl_s=lease_ttl_s
+                        tenant.name,
+                        spec,
+                        "",
+                        tenant.name,
+                        placement=bindings,
+                        lease_ttl_s=lease_ttl_s,
+                        idempotency=idempotency,
                     )
                 except CapacityError:
                     pass  # another process took the room meanwhile: queue it like any other
@@ -125,7 +144,9 @@ class PoolService:
                     return claim
             reason = result.reason if not result.ok else f"queued behind {ahead} earlier claim(s)"
             reason = verdict.reason or reason  # a quota holding the claim back says so first
-            claim = self.store.add_claim(tenant.name, spec, reason, tenant.name, lease_ttl_s=lease_ttl_s)
+            claim = self.store.add_claim(
+                tenant.name, spec, reason, tenant.name, lease_ttl_s=lease_ttl_s, idempotency=idempotency
+            )
         self.schedule()
         return self.store.get_claim(claim.id)  # bound now, or with the pass's reason (may preempt)
 
@@ -139,6 +160,13 @@ class PoolService:
     def list_claims(self, tenant: Tenant, states: Sequence[ClaimState] | None = None) -> list[Claim]:
         owner = None if tenant.is_admin else tenant.name
         return self.store.list_claims(tenant=owner, states=states)
+
+    def claims_page(
+        self, tenant: Tenant, states: Sequence[ClaimState] | None, limit: int, before: int | None
+    ) -> tuple[list[Claim], int | None]:
+        """A page of the claims `tenant` may see, newest first, and where the next page starts."""
+        owner = None if tenant.is_admin else tenant.name
+        return self.store.list_claims_page(tenant=owner, states=states, limit=limit, before_seq=before)
 
     def release(self, tenant: Tenant, claim_id: str, reason: str = "") -> Claim:
         owner = None if tenant.is_admin else tenant.name
@@ -232,9 +260,7 @@ class PoolService:
         result = self.placer.place(claim.spec, drain.future, learn=False)
         if not result.ok:
             deadline = now + self.preempt_grace_s
-            if not preemption.make_room(
-                self.store, self.placer, claim, drain, gate, self.observer, deadline
-            ):
+            if not preemption.make_room(self.store, self.placer, claim, drain, gate, self.observer, deadline):
                 return None
             result = self.placer.place(claim.spec, drain.future, learn=False)
         return result.bindings if result.ok else None
@@ -290,22 +316,30 @@ class PoolService:
         # Simulated devices make their utilization follow what is bound; real ones ignore this.
         self.backend.note_allocations(allocations)
         telemetry = {t.uuid: t for t in self.backend.telemetry()}
-        claims_on: dict[str, list[str]] = {}
+        claims_on: dict[str, list[Claim]] = {}
         for claim in self.store.list_claims(states=[ClaimState.BOUND], limit=100_000):
             for binding in claim.bindings:
-                claims_on.setdefault(binding.device_uuid, []).append(claim.id)
+                claims_on.setdefault(binding.device_uuid, []).append(claim)
         return [
             DeviceView(
                 device=device,
                 allocated_memory_bytes=allocations.get(device.uuid, (0, 0))[0],
                 allocated_compute_percent=allocations.get(device.uuid, (0, 0))[1],
                 telemetry=telemetry.get(device.uuid),
-                claim_ids=tuple(claims_on.get(device.uuid, ())),
+                claim_ids=tuple(c.id for c in claims_on.get(device.uuid, ())),
+                claim_tenants=tuple(c.tenant for c in claims_on.get(device.uuid, ())),
             )
             for device in self._devices
         ]
 
     # ----------------------------------------------------------------- tenants
+    def delete_tenant(self, name: str, actor: str) -> list[Claim]:
+        """Delete a tenant with its token and release its active claims (one transaction); the
+        freed capacity goes to waiting claims at once."""
+        released = self.store.delete_tenant(name, actor=actor)
+        self.schedule()
+        return released
+
     def require_admin(self, tenant: Tenant) -> None:
         if not tenant.is_admin:
             raise Forbidden("only the admin may do this")

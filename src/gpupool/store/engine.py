@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -24,7 +25,25 @@ def database_url(path_or_url: str | Path) -> str:
         raise InvalidRequest("db: empty database path")
     path = Path(text).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
+    make_private(path)
     return f"sqlite:///{path}"
+
+
+def make_private(path: Path) -> None:
+    """Create the database file readable by its owner only (SQLite gives its -wal and -shm files the
+    same mode), and take group and other access away from one created before this rule: it holds
+    every tenant's claims and token hashes."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        info = path.stat()
+        if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+            os.chmod(path, 0o600)
+            for suffix in ("-wal", "-shm", "-journal"):
+                companion = path.with_name(path.name + suffix)
+                if companion.exists():
+                    os.chmod(companion, 0o600)
+    except OSError:
+        pass  # opening the database reports a real problem with the path in its own words
 
 
 BUSY_TIMEOUT_S = 30.0

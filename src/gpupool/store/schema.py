@@ -65,9 +65,14 @@ claims = Table(
     Column("ended_at", Float, nullable=True),
     # Grace deadline (epoch seconds) of a bound claim being preempted; NULL otherwise.
     Column("preempt_deadline", Float, nullable=True),
+    # The client's Idempotency-Key (unique per tenant) and a hash of what it asked for: a retried
+    # POST finds its claim here instead of making a second one.
+    Column("idempotency_key", String(255), nullable=True),
+    Column("request_hash", String(64), nullable=True),
 )
 Index("ix_claims_state", claims.c.state)
 Index("ix_claims_tenant", claims.c.tenant)
+Index("ux_claims_tenant_idempotency_key", claims.c.tenant, claims.c.idempotency_key, unique=True)
 
 bindings = Table(
     "bindings",

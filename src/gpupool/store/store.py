@@ -15,12 +15,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
 from gpupool.errors import CapacityError, Conflict, NotFound, StoreUnavailable
 from gpupool.model import Binding, Claim, ClaimSpec, ClaimState, Device, Event, Tenant
+from gpupool.model.idempotency import IdempotencyKey
 from gpupool.store import migrate, schema
 from gpupool.store.engine import make_engine
 
@@ -157,16 +158,66 @@ class Store:
         actor: str,
         placement: Sequence[Binding] = (),
         lease_ttl_s: float | None = None,
+        idempotency: IdempotencyKey | None = None,
     ) -> Claim:
         """Record a new claim and its events in one transaction: bound to `placement` when one is
         given (CapacityError and nothing recorded if it no longer fits), else pending.
 
         With `lease_ttl_s`, the claim's lease (now + ttl seconds) is taken in the same transaction,
         so a client that dies right after the answer still leaves a claim that will be reclaimed.
+        With `idempotency`, the key is stored with the claim; when the tenant already has a claim
+        under that key, that claim is returned and nothing is recorded (Conflict if it was made by a
+        different request).
         """
+        try:
+            return self._add_claim(tenant, spec, reason, actor, placement, lease_ttl_s, idempotency)
+        except IntegrityError:
+            # Another process recorded the same key between our check and our insert.
+            if idempotency is None:
+                raise
+            replayed = self.claim_for_key(tenant, idempotency)
+            if replayed is None:
+                raise
+            return replayed
+
+    def claim_for_key(self, tenant: str, idempotency: IdempotencyKey) -> Claim | None:
+        """The tenant's claim made under this key, None if there is none; Conflict when the key was
+        used for a different request."""
+        with self.engine.connect() as conn:
+            return self._claim_for_key(conn, tenant, idempotency)
+
+    def _claim_for_key(self, conn: Connection, tenant: str, idempotency: IdempotencyKey) -> Claim | None:
+        row = conn.execute(
+            select(schema.claims).where(
+                and_(schema.claims.c.tenant == tenant, schema.claims.c.idempotency_key == idempotency.key)
+            )
+        ).first()
+        if row is None:
+            return None
+        if row.request_hash != idempotency.request_hash:
+            raise Conflict(
+                f"Idempotency-Key: {idempotency.key!r} was already used for a different claim ({row.id}); "
+                "use a new key for a new request"
+            )
+        return self._claims_with_bindings(conn, [row])[0]
+
+    def _add_claim(
+        self,
+        tenant: str,
+        spec: ClaimSpec,
+        reason: str,
+        actor: str,
+        placement: Sequence[Binding],
+        lease_ttl_s: float | None,
+        idempotency: IdempotencyKey | None,
+    ) -> Claim:
         now = time.time()
         claim_id = new_claim_id()
         with self._write() as conn:
+            if idempotency is not None:
+                replayed = self._claim_for_key(conn, tenant, idempotency)
+                if replayed is not None:
+                    return replayed
             conn.execute(
                 insert(schema.claims),
                 {
@@ -184,6 +235,8 @@ class Store:
                     "created_at": now,
                     "updated_at": now,
                     "bound_at": now if placement else None,
+                    "idempotency_key": None if idempotency is None else idempotency.key,
+                    "request_hash": None if idempotency is None else idempotency.request_hash,
                 },
             )
             self._event(conn, actor, "claim.created", claim_id, tenant, _spec_details(spec))
@@ -279,31 +332,35 @@ class Store:
         preempting claim that is released (by its owner, its agent or a lease) ends as `preempted`
         with its preemption reason; the release reason goes into the event as `stopped`.
         """
-        now = time.time()
         with self._write() as conn:
             claim = self._claim(conn, claim_id)
             if owner is not None and claim.tenant != owner:
                 raise NotFound(f"claim {claim_id} not found")
-            if not claim.state.is_active:
-                return claim
-            details: dict[str, Any] = {}
-            if claim.preempting and state in (ClaimState.RELEASED, ClaimState.PREEMPTED):
-                if reason and reason != claim.reason:
-                    details["stopped"] = reason
-                state, reason = ClaimState.PREEMPTED, claim.reason
-            result = conn.execute(
-                update(schema.claims)
-                .where(and_(schema.claims.c.id == claim_id, schema.claims.c.state.in_(ACTIVE_STATES)))
-                .values(state=state.value, reason=reason, updated_at=now, ended_at=now)
-            )
-            if result.rowcount != 1:
-                return self._claim(conn, claim_id)
-            self._free_bindings(conn, claim_id)
-            action = "claim.released" if state == ClaimState.RELEASED else f"claim.{state.value}"
-            if reason:
-                details = {"reason": reason, **details}
-            self._event(conn, actor, action, claim_id, claim.tenant, details)
-            return self._claim(conn, claim_id)
+            return self._end_claim(conn, claim, state, actor, reason)
+
+    def _end_claim(self, conn: Connection, claim: Claim, state: ClaimState, actor: str, reason: str) -> Claim:
+        """`end_claim` inside an open write transaction."""
+        if not claim.state.is_active:
+            return claim
+        now = time.time()
+        details: dict[str, Any] = {}
+        if claim.preempting and state in (ClaimState.RELEASED, ClaimState.PREEMPTED):
+            if reason and reason != claim.reason:
+                details["stopped"] = reason
+            state, reason = ClaimState.PREEMPTED, claim.reason
+        result = conn.execute(
+            update(schema.claims)
+            .where(and_(schema.claims.c.id == claim.id, schema.claims.c.state.in_(ACTIVE_STATES)))
+            .values(state=state.value, reason=reason, updated_at=now, ended_at=now)
+        )
+        if result.rowcount != 1:
+            return self._claim(conn, claim.id)
+        self._free_bindings(conn, claim.id)
+        action = "claim.released" if state == ClaimState.RELEASED else f"claim.{state.value}"
+        if reason:
+            details = {"reason": reason, **details}
+        self._event(conn, actor, action, claim.id, claim.tenant, details)
+        return self._claim(conn, claim.id)
 
     def mark_preempting(
         self, claim_id: str, deadline: float, reason: str, actor: str = "scheduler", **details: Any
@@ -402,10 +459,34 @@ class Store:
             rows = conn.execute(query).all()
             return self._claims_with_bindings(conn, rows)
 
+    def list_claims_page(
+        self,
+        tenant: str | None = None,
+        states: Iterable[ClaimState] | None = None,
+        limit: int = 500,
+        before_seq: int | None = None,
+    ) -> tuple[list[Claim], int | None]:
+        """One page of claims, newest first, and the arrival number to continue from (None when
+        this page holds the oldest)."""
+        query = select(schema.claims)
+        if tenant is not None:
+            query = query.where(schema.claims.c.tenant == tenant)
+        if states is not None:
+            query = query.where(schema.claims.c.state.in_([s.value for s in states]))
+        if before_seq is not None:
+            query = query.where(schema.claims.c.seq < before_seq)
+        query = query.order_by(schema.claims.c.seq.desc()).limit(limit + 1)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            page = self._claims_with_bindings(conn, rows[:limit])
+        return page, (int(rows[limit - 1].seq) if len(rows) > limit else None)
+
     def count_pending(self, min_priority: int | None = None) -> int:
         """How many claims wait, optionally only those at or above a priority (queued ahead)."""
-        query = select(func.count()).select_from(schema.claims).where(
-            schema.claims.c.state == ClaimState.PENDING.value
+        query = (
+            select(func.count())
+            .select_from(schema.claims)
+            .where(schema.claims.c.state == ClaimState.PENDING.value)
         )
         if min_priority is not None:
             query = query.where(schema.claims.c.priority >= min_priority)
@@ -467,6 +548,47 @@ class Store:
                 select(schema.tenants).where(schema.tenants.c.token_hash == token_hash)
             ).first()
         return None if row is None else Tenant(name=row.name, created_at=row.created_at)
+
+    def tenant_token_hash(self, name: str) -> str | None:
+        """The current token hash of a tenant (None when there is no such tenant)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(schema.tenants.c.token_hash).where(schema.tenants.c.name == name)
+            ).first()
+        return None if row is None else str(row.token_hash)
+
+    def rotate_token(self, name: str, token_hash: str, actor: str = "admin") -> None:
+        """Replace a tenant's token hash: the old token stops working with this commit."""
+        with self._write() as conn:
+            result = conn.execute(
+                update(schema.tenants).where(schema.tenants.c.name == name).values(token_hash=token_hash)
+            )
+            if result.rowcount != 1:
+                raise NotFound(f"tenant {name!r} not found")
+            self._event(conn, actor, "tenant.token_rotated", None, name, {"tenant": name})
+
+    def delete_tenant(self, name: str, actor: str = "admin") -> list[Claim]:
+        """Remove a tenant in one transaction: its token dies, its active claims are released (their
+        devices freed), its quota and idle setting go. Ended claims stay in the audit trail.
+        Returns the claims it released."""
+        with self._write() as conn:
+            result = conn.execute(delete(schema.tenants).where(schema.tenants.c.name == name))
+            if result.rowcount != 1:
+                raise NotFound(f"tenant {name!r} not found")
+            active = conn.execute(
+                select(schema.claims)
+                .where(and_(schema.claims.c.tenant == name, schema.claims.c.state.in_(ACTIVE_STATES)))
+                .order_by(schema.claims.c.seq)
+            ).all()
+            released = [
+                self._end_claim(conn, claim, ClaimState.RELEASED, actor, "tenant deleted")
+                for claim in self._claims_with_bindings(conn, active)
+            ]
+            for table in (schema.quotas, schema.tenant_idle):
+                conn.execute(delete(table).where(table.c.tenant == name))
+            details = {"tenant": name, "released": [c.id for c in released]}
+            self._event(conn, actor, "tenant.deleted", None, name, details)
+        return released
 
     def list_tenants(self) -> list[Tenant]:
         with self.engine.connect() as conn:

@@ -4,20 +4,39 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Header, Query, status
 
 from gpupool.api.convert import claim_public
 from gpupool.api.deps import PoolDep, TenantDep
-from gpupool.errors import InvalidRequest
+from gpupool.api.pagination import CursorQuery, cursor_value, limit_query
 from gpupool.model import ClaimState
+from gpupool.model.idempotency import IdempotencyKey
 from gpupool.model.wire import ClaimCreate, ClaimList, ClaimPublic
 
 router = APIRouter(prefix="/v1/claims", tags=["claims"])
 
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[!-~]+$",
+        description="a client-chosen key (e.g. a UUID): a retry with the same key and body returns the "
+        "claim the first request made, even across a server crash; the same key with another body is 409",
+    ),
+]
+
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ClaimPublic)
-def create_claim(body: ClaimCreate, pool: PoolDep, tenant: TenantDep) -> ClaimPublic:
-    claim = pool.create_claim(tenant, body.to_spec(), lease_ttl_s=body.lease_ttl_s)
+def create_claim(
+    body: ClaimCreate, pool: PoolDep, tenant: TenantDep, idempotency_key: IdempotencyKeyHeader = None
+) -> ClaimPublic:
+    spec = body.to_spec()
+    idempotency = (
+        None if idempotency_key is None else IdempotencyKey.for_claim(idempotency_key, spec, body.lease_ttl_s)
+    )
+    claim = pool.create_claim(tenant, spec, lease_ttl_s=body.lease_ttl_s, idempotency=idempotency)
     return claim_public(claim, pool.queue_position(claim))
 
 
@@ -25,18 +44,18 @@ def create_claim(body: ClaimCreate, pool: PoolDep, tenant: TenantDep) -> ClaimPu
 def list_claims(
     pool: PoolDep,
     tenant: TenantDep,
-    state: Annotated[list[str] | None, Query(description="filter by state; repeatable")] = None,
+    state: Annotated[list[ClaimState] | None, Query(description="filter by state; repeatable")] = None,
+    limit: Annotated[int, limit_query(500, 1000)] = 500,
+    cursor: CursorQuery = None,
 ) -> ClaimList:
-    states = None
-    if state:
-        try:
-            states = [ClaimState(s) for s in state]
-        except ValueError:
-            known = ", ".join(s.value for s in ClaimState)
-            raise InvalidRequest(f"state: unknown state in {state} (known: {known})") from None
-    claims = pool.list_claims(tenant, states)
+    """Your claims (every claim for the admin), newest first, one page at a time."""
+    claims, next_seq = pool.claims_page(tenant, state or None, limit, cursor_value(cursor))
     positions = {c.id: i for i, c in enumerate(pool.queue(), start=1)}
-    return ClaimList(items=[claim_public(c, positions.get(c.id)) for c in claims])
+    return ClaimList(
+        items=[claim_public(c, positions.get(c.id)) for c in claims],
+        next_cursor=None if next_seq is None else str(next_seq),
+        has_more=next_seq is not None,
+    )
 
 
 @router.get("/{claim_id}", response_model=ClaimPublic)

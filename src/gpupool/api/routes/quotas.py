@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from gpupool.api.convert import claim_public
 from gpupool.api.deps import PoolDep, TenantDep
-from gpupool.errors import NotFound
+from gpupool.errors import Conflict, InvalidRequest, NotFound
 from gpupool.model.quota import QuotaList, QuotaPublic, QuotaUpdate, quota_public
 from gpupool.model.wire import ClaimPublic
 from gpupool.store.quotas import QuotaRecords
@@ -31,7 +31,11 @@ def set_quota(name: str, body: QuotaUpdate, pool: PoolDep, tenant: TenantDep) ->
     pool.require_admin(tenant)
     if name not in {t.name for t in pool.store.list_tenants()}:
         raise NotFound(f"tenant {name!r} not found")
-    quota = QuotaRecords(pool.store).set_quota(body.to_quota(name), actor=tenant.name)
+    try:
+        wanted = body.to_quota(name)
+    except InvalidRequest as exc:  # each amount is well-formed; together they contradict
+        raise Conflict(exc.message) from None
+    quota = QuotaRecords(pool.store).set_quota(wanted, actor=tenant.name)
     pool.schedule()  # a raised limit or a new guarantee may let waiting claims bind now
     return quota_public(quota)
 

@@ -1,27 +1,35 @@
-"""`GET /v1/stream`: server-sent events with the dashboard's overview, pushed on every change.
+"""`GET /v1/stream`: server-sent events for the dashboard, pushed on every change.
 
-EventSource cannot set headers, so the token may come as `?token=` as well as the usual
-`Authorization: Bearer` header. Each message is `event: overview` with the JSON snapshot; the
-first one carries the utilization history.
+The stream authenticates like every other call: the dashboard's session cookie (EventSource sends
+it by itself) or an `Authorization: Bearer` header; a token is never taken from the URL. The first
+message is `event: overview` with the whole snapshot and the utilization history; later ones are
+`event: delta` with only what changed (see `gpupool.api.overview_diff`), or a new `overview` when
+the set of devices changed. A tenant may hold `MAX_STREAMS_PER_TENANT` streams at once (429 beyond).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
-from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Header, Query, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import StreamingResponse
 
-from gpupool.api.auth import Authenticator
+from gpupool.api.deps import TenantDep
 from gpupool.api.live import LiveHub
 from gpupool.api.overview import build_overview
+from gpupool.api.overview_diff import OverviewDiffer
+from gpupool.errors import TooManyRequests
 from gpupool.model import Tenant
 from gpupool.pool import PoolService
 
 KEEPALIVE_S = 15.0
+STREAM_DOC = (
+    "Server-sent events: `event: overview` (the whole `Overview`, first with `history`), then "
+    "`event: delta` (changed device cards, changed lists, new events) on every change."
+)
 
 
 @contextlib.asynccontextmanager
@@ -41,16 +49,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(tags=["dashboard"], lifespan=lifespan)
 
 
-@router.get("/v1/stream")
-async def stream(
-    request: Request,
-    token: Annotated[str | None, Query(description="bearer token, for EventSource")] = None,
-    authorization: Annotated[str | None, Header()] = None,
-) -> StreamingResponse:
-    auth: Authenticator = request.app.state.auth
-    tenant = auth.tenant_for(authorization or (f"Bearer {token}" if token else None))
-    pool: PoolService = request.app.state.pool
+@router.get(
+    "/v1/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {"description": STREAM_DOC, "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+    },
+)
+async def stream(request: Request, tenant: TenantDep) -> StreamingResponse:
+    """Live updates of the dashboard's overview as seen by the caller."""
     hub: LiveHub = request.app.state.hub
+    hub.check_capacity(tenant.name)  # 429 now; the stream itself subscribes when it starts
+    pool: PoolService = request.app.state.pool
     return StreamingResponse(
         _messages(pool, hub, tenant),
         media_type="text/event-stream",
@@ -59,19 +69,30 @@ async def stream(
 
 
 async def _messages(pool: PoolService, hub: LiveHub, tenant: Tenant) -> AsyncIterator[str]:
-    wakeups = hub.subscribe()
+    try:
+        wakeups = hub.subscribe(tenant.name)
+    except TooManyRequests as exc:  # another stream of this tenant opened in between
+        yield _message("refused", json.dumps({"detail": exc.message}))
+        return
     try:
         yield "retry: 2000\n\n"
-        with_history = True
+        differ = OverviewDiffer()
+        snapshot = await asyncio.to_thread(build_overview, pool, tenant, hub, True)
+        yield _message("overview", json.dumps(differ.full(snapshot), separators=(",", ":")))
         while True:
-            snapshot = await asyncio.to_thread(build_overview, pool, tenant, hub, with_history)
-            with_history = False
-            yield f"event: overview\ndata: {snapshot.model_dump_json()}\n\n"
             try:
                 await asyncio.wait_for(wakeups.get(), KEEPALIVE_S)
             except TimeoutError:
                 yield ": keepalive\n\n"
-            while not wakeups.empty():  # several changes since: one snapshot shows them all
+                continue
+            while not wakeups.empty():  # several changes since: one message shows them all
                 wakeups.get_nowait()
+            snapshot = await asyncio.to_thread(build_overview, pool, tenant, hub, False)
+            kind, data = differ.delta(snapshot)
+            yield _message(kind, json.dumps(data, separators=(",", ":")))
     finally:
         hub.unsubscribe(wakeups)
+
+
+def _message(kind: str, data: str) -> str:
+    return f"event: {kind}\ndata: {data}\n\n"

@@ -107,6 +107,11 @@ export function deviceTile(d, history) {
   </div>`.replace(/\n\s*/g, "");
 }
 
+export function nodeAlloc(devices) {
+  const bound = devices.reduce((a, d) => a + d.compute_allocated_percent, 0) / 100;
+  return `${bound.toFixed(2)} / ${devices.length} GPU of SMs bound`;
+}
+
 // Above this many devices the grid switches to compact tiles and several node columns.
 export const DENSE_DEVICES = 32;
 
@@ -122,10 +127,9 @@ export function nodes(o, history) {
     .sort(([a], [b]) => natural.compare(a, b))
     .map(([node, devices]) => {
       const models = [...new Set(devices.map((d) => d.model))].join(", ");
-      const bound = devices.reduce((a, d) => a + d.compute_allocated_percent, 0) / 100;
       return `<div class="node" data-node="${esc(node)}">
         <div class="node-head"><span class="name">${esc(node)}</span><span class="meta">${devices.length}× ${esc(models)}</span>
-        <span class="alloc">${bound.toFixed(2)} / ${devices.length} GPU of SMs bound</span></div>
+        <span class="alloc">${nodeAlloc(devices)}</span></div>
         <div class="devices">${devices.map((d) => deviceTile(d, history[d.uuid])).join("")}</div></div>`;
     })
     .join("");

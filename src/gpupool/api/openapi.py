@@ -1,0 +1,89 @@
+"""The OpenAPI document says what the server does: one error body for every 4xx/5xx it sends, and
+each status an operation can answer, documented on that operation.
+
+FastAPI documents only 422, with its own validation-error shape; gpupool answers every error with
+`ErrorBody` (see the handlers in `gpupool.api.app`). So the generated document is post-processed
+once: the default validation schemas go, `ErrorBody` comes in, and each operation gets the error
+statuses of the table below that apply to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel, Field
+
+ERROR_SCHEMA = "ErrorBody"
+ERROR_REF = {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: `detail` says what went wrong and names the field to fix."""
+
+    detail: str = Field(description="one line for people, naming the field or the object")
+    error: str = Field(description="the kind of error: InvalidRequest, NotFound, Unauthorized, ...")
+    errors: list[str] | None = Field(None, description="422 from validation: one line per invalid field")
+
+
+# Every error status the server sends, with what it means; the sets below say which operations.
+ERROR_STATUSES: dict[int, str] = {
+    400: "The body cannot be read as the declared content type",
+    401: "No token, a wrong token, or a session that is no longer valid",
+    403: "The token is valid but may not do this (e.g. admin only, or another tenant's object)",
+    404: "No such claim, tenant or workload (another tenant's objects are not found either)",
+    409: "The request conflicts with the pool's state or with itself "
+    "(a reused Idempotency-Key, an existing tenant, a guarantee above the limit, ...)",
+    413: "The request body is larger than the server's limit (`serve --max-body`)",
+    422: "A parameter or body field is invalid; `detail` names it",
+    429: "Too many open event streams for this tenant",
+    503: "The store or the node agent cannot serve the request now",
+}
+_PUBLIC = {413, 422}  # any request can be too large or carry a bad parameter
+_AUTHENTICATED = {401, 403, 404, 409, 503}  # operations behind a token
+_WITH_BODY = {400}
+_STREAM = {429}
+
+
+def install(app: FastAPI) -> None:
+    """Make `app.openapi()` return the post-processed document (built once, then cached)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            app.openapi_schema = document_errors(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Replace FastAPI's validation-error schemas by `ErrorBody` and document each error status."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    components[ERROR_SCHEMA] = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            statuses = set(_PUBLIC)
+            if operation.get("security"):
+                statuses |= _AUTHENTICATED
+            if "requestBody" in operation:
+                statuses |= _WITH_BODY
+            if path == "/v1/stream":
+                statuses |= _STREAM
+            responses = operation.setdefault("responses", {})
+            statuses |= {int(code) for code in responses if code.isdigit() and int(code) >= 400}
+            for status in sorted(statuses):
+                described = responses.get(str(status), {}).get("description")
+                responses[str(status)] = {
+                    "description": described if described and status != 422 else ERROR_STATUSES[status],
+                    "content": {"application/json": {"schema": ERROR_REF}},
+                }
+    return schema

@@ -12,10 +12,17 @@ from gpupool.cli.output import clock, console, print_json
 from gpupool.model import format_size
 
 
-def devices(url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """List every device of the pool with what is allocated on it."""
+def devices(
+    node: Annotated[str | None, typer.Option("--node", help="only this node's devices")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="model pattern, e.g. 'H100*'")] = None,
+    free: Annotated[bool, typer.Option("--free", help="only devices with nothing bound")] = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the devices of the pool with what is allocated on each (your claims only, as a tenant)."""
     with make_client(url, token) as client:
-        items = client.devices()
+        items = client.devices(node=node, model=model, free=True if free else None)
     if as_json:
         print_json(items)
         return

@@ -1,4 +1,4 @@
-"""`gpupool tenants list|create|set|quotas`."""
+"""`gpupool tenants list|create|rotate|delete|set|quotas`."""
 
 from __future__ import annotations
 
@@ -46,6 +46,43 @@ def create_tenant(
         return
     console.print(f"tenant [bold]{created.name}[/] created; its token (shown once):")
     console.print(created.token, highlight=False, soft_wrap=True)
+
+
+@app.command("rotate")
+def rotate_token(
+    name: Annotated[str, typer.Argument(help="tenant name, e.g. team-a")],
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give a tenant a new token and print it (shown once); the old token stops working at once."""
+    with make_client(url, token) as client:
+        rotated = client.rotate_token(name)
+    if as_json:
+        print_json(rotated)
+        return
+    console.print(f"tenant [bold]{rotated.name}[/]: old token revoked; its new token (shown once):")
+    console.print(rotated.token, highlight=False, soft_wrap=True)
+
+
+@app.command("delete")
+def delete_tenant(
+    name: Annotated[str, typer.Argument(help="tenant name, e.g. team-a")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a tenant: its token stops working and its active claims are released at once."""
+    if not yes and not typer.confirm(f"Delete tenant {name} and release its claims?", default=False):
+        raise typer.Exit(1)
+    with make_client(url, token) as client:
+        deleted = client.delete_tenant(name)
+    if as_json:
+        print_json(deleted)
+        return
+    released = f"released {len(deleted.released)} claim(s)" if deleted.released else "no active claims"
+    console.print(f"tenant [bold]{deleted.name}[/] deleted; {released}")
 
 
 @app.command("set")

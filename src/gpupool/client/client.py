@@ -6,6 +6,8 @@ HTTP errors come back as gpupool's own exceptions (see `gpupool.errors`), so cal
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any, TypeVar
 
 import httpx
@@ -24,7 +26,9 @@ from gpupool.model.wire import (
     EventList,
     EventPublic,
     Health,
+    Page,
     TenantCreated,
+    TenantDeleted,
     TenantList,
     TenantPublic,
 )
@@ -38,6 +42,13 @@ from gpupool.model.workload_wire import (
 )
 
 T = TypeVar("T", bound=BaseModel)
+P = TypeVar("P", bound=Page)
+
+DEFAULT_RETRY_S = 30.0
+"""How long a retryable request (a claim with its Idempotency-Key) keeps trying to reach the
+server: long enough for a restart after a crash."""
+RETRY_FIRST_DELAY_S = 0.25
+RETRY_MAX_DELAY_S = 2.0
 
 
 class Client:
@@ -50,7 +61,9 @@ class Client:
         token: str | None = None,
         timeout_s: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        retry_s: float = DEFAULT_RETRY_S,
     ) -> None:
+        self.retry_s = retry_s
         config = load_client_config()
         self.url = (url or (config.url if config else "http://127.0.0.1:7070")).rstrip("/")
         self.token = token if token is not None else (config.token if config else "")
@@ -70,8 +83,14 @@ class Client:
     def health(self) -> Health:
         return self._call("GET", "/healthz", Health)
 
-    def devices(self) -> list[DevicePublic]:
-        return self._call("GET", "/v1/devices", DeviceList).items
+    def devices(
+        self, node: str | None = None, model: str | None = None, free: bool | None = None
+    ) -> list[DevicePublic]:
+        """Every device (all pages), optionally only one node's, a model pattern's, or the free ones."""
+        params: dict[str, Any] = {k: v for k, v in (("node", node), ("model", model)) if v is not None}
+        if free is not None:
+            params["free"] = "true" if free else "false"
+        return self._all_pages("/v1/devices", DeviceList, params)
 
     def nodes(self) -> NodeList:
         """The pool's nodes; in cluster mode (`mode == "ray"`) with their Ray node ids."""
@@ -87,8 +106,14 @@ class Client:
         preemptible: bool = False,
         labels: dict[str, str] | None = None,
         lease_ttl_s: float | None = None,
+        idempotency_key: str | None = None,
     ) -> ClaimPublic:
-        """Create a claim; with `lease_ttl_s` its lease is taken in the same transaction."""
+        """Create a claim; with `lease_ttl_s` its lease is taken in the same transaction.
+
+        The request carries an Idempotency-Key (a new UUID unless given) and is retried on
+        connection errors for up to `retry_s` seconds: a retry after a lost answer or a server
+        crash gets the claim the first attempt made, never a second one.
+        """
         body: dict[str, Any] = {"gpus": gpus, "priority": priority, "preemptible": preemptible}
         if memory is not None:
             body["memory"] = memory
@@ -100,14 +125,15 @@ class Client:
             body["labels"] = labels
         if lease_ttl_s is not None:
             body["lease_ttl_s"] = lease_ttl_s
-        return self._call("POST", "/v1/claims", ClaimPublic, json=body)
+        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
+        return self._call("POST", "/v1/claims", ClaimPublic, json=body, headers=headers, retry=True)
 
     def get_claim(self, claim_id: str) -> ClaimPublic:
         return self._call("GET", f"/v1/claims/{claim_id}", ClaimPublic)
 
     def claims(self, states: list[str] | None = None) -> list[ClaimPublic]:
-        params = [("state", s) for s in states or []]
-        return self._call("GET", "/v1/claims", ClaimList, params=params).items
+        """Your claims (every claim for the admin), newest first, all pages."""
+        return self._all_pages("/v1/claims", ClaimList, {"state": states or []})
 
     def release(self, claim_id: str) -> ClaimPublic:
         return self._call("DELETE", f"/v1/claims/{claim_id}", ClaimPublic)
@@ -123,6 +149,14 @@ class Client:
 
     def tenants(self) -> list[TenantPublic]:
         return self._call("GET", "/v1/tenants", TenantList).items
+
+    def rotate_token(self, tenant: str) -> TenantCreated:
+        """A new token for a tenant (admin); the old one is refused from now on."""
+        return self._call("POST", f"/v1/tenants/{tenant}/token", TenantCreated)
+
+    def delete_tenant(self, tenant: str) -> TenantDeleted:
+        """Delete a tenant (admin): its token dies and its active claims are released."""
+        return self._call("DELETE", f"/v1/tenants/{tenant}", TenantDeleted)
 
     def set_quota(self, tenant: str, guarantee: str | None = None, limit: str | None = None) -> QuotaPublic:
         """Set a tenant's guarantee and limit (admin), e.g. guarantee="2gpu", limit="4gpu,320GiB"."""
@@ -187,16 +221,38 @@ class Client:
         return self._call("GET", f"/v1/tenants/{tenant}/idle-timeout", IdleTimeoutPublic)
 
     # --------------------------------------------------------------- plumbing
-    def _call(self, method: str, path: str, schema: type[T], **kwargs: Any) -> T:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ServerUnreachable(
-                f"cannot reach gpupool at {self.url} ({exc.__class__.__name__}); is `gpupool serve` running?"
-            ) from exc
+    def _call(self, method: str, path: str, schema: type[T], retry: bool = False, **kwargs: Any) -> T:
+        """One request; with `retry` (only for requests that are safe to repeat) connection errors
+        are retried with backoff for up to `retry_s` seconds."""
+        deadline = time.monotonic() + self.retry_s
+        delay_s = RETRY_FIRST_DELAY_S
+        while True:
+            try:
+                response = self._http.request(method, path, **kwargs)
+                break
+            except httpx.TransportError as exc:
+                if not retry or time.monotonic() + delay_s > deadline:
+                    raise ServerUnreachable(
+                        f"cannot reach gpupool at {self.url} ({exc.__class__.__name__}); "
+                        "is `gpupool serve` running?"
+                    ) from exc
+                time.sleep(delay_s)
+                delay_s = min(delay_s * 2, RETRY_MAX_DELAY_S)
         if response.status_code >= 400:
             raise _error_from(response)
         return schema.model_validate(response.json())
+
+    def _all_pages(self, path: str, schema: type[P], params: dict[str, Any]) -> list[Any]:
+        """Follow `next_cursor` until the last page; the items of every page, in order."""
+        items: list[Any] = []
+        cursor: str | None = None
+        while True:
+            query = {**params, "cursor": cursor} if cursor else params
+            page = self._call("GET", path, schema, params=query)
+            items.extend(page.items)  # type: ignore[attr-defined]
+            if not page.has_more or page.next_cursor is None:
+                return items
+            cursor = page.next_cursor
 
 
 def _error_from(response: httpx.Response) -> GpupoolError:

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, PlainValidator, Strict, WithJsonSchema
 
 from gpupool.model.claim import MAX_LABEL_KEY_CHARS, MAX_LABEL_VALUE_CHARS, MAX_LABELS
-from gpupool.model.units import MAX_SIZE_BYTES
 
 # A byte count (up to 18 digits) or a number with a unit, at most 999999.999 of it (below 1 EiB),
 # never zero: "10GiB", "512MiB", "1.5G", "4096". Units are case-insensitive.
@@ -64,14 +63,19 @@ def check_percent_text(value: str) -> str:
     return value
 
 
+MAX_WIRE_BYTES = 10**18
+"""The largest byte count the API documents: below gpupool's 1 EiB even for a client that compares
+in doubles (as JSON Schema validators do, where 10**18 + 64 still reads as 10**18)."""
+
+
 def _size_value(value: Any) -> int | str | None:
     if value is None:
         return None
     value = _whole_float_to_int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         # Compared as JSON Schema validators compare (doubles), so the documented maximum is exact.
-        if value < 1 or float(value) > MAX_SIZE_BYTES:
-            raise ValueError(f"must be a byte count between 1 and {MAX_SIZE_BYTES} (1EiB), got {value}")
+        if value < 1 or float(value) > MAX_WIRE_BYTES:
+            raise ValueError(f"must be a byte count between 1 and {MAX_WIRE_BYTES}, got {value}")
         return value
     if isinstance(value, str):
         return check_size_text(value)
@@ -97,7 +101,7 @@ SizeValue = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "integer", "minimum": 1, "maximum": MAX_SIZE_BYTES},
+                {"type": "integer", "minimum": 1, "maximum": MAX_WIRE_BYTES},
                 {"type": "string", "pattern": SIZE_PATTERN, "examples": ["10GiB", "512MiB"]},
                 {"type": "null"},
             ]

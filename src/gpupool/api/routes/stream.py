@@ -49,12 +49,27 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(tags=["dashboard"], lifespan=lifespan)
 
 
+SSE_EVENT = {
+    "type": "object",
+    "description": "one server-sent event",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["overview", "delta", "refused"]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "overview: an `Overview`; delta: `generated_at`, `sample_id`, `devices` "
+            "(changed cards), `events` (new ones) and any of the `Overview` lists that changed; "
+            "refused: an `ErrorBody`",
+        },
+    },
+}
+
+
 @router.get(
     "/v1/stream",
     response_class=StreamingResponse,
-    responses={
-        200: {"description": STREAM_DOC, "content": {"text/event-stream": {"schema": {"type": "string"}}}}
-    },
+    responses={200: {"description": STREAM_DOC, "content": {"text/event-stream": {"schema": SSE_EVENT}}}},
 )
 async def stream(request: Request, tenant: TenantDep) -> StreamingResponse:
     """Live updates of the dashboard's overview as seen by the caller."""

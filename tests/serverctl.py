@@ -76,6 +76,14 @@ class ServerProcess:
         path = self.home / f"server-{self.port}.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
+    def rss_bytes(self) -> int:
+        """The server process's resident memory now (Linux /proc)."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS line")
+
     def kill9(self) -> None:
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGKILL)

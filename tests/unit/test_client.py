@@ -39,3 +39,56 @@ def test_token_is_sent_as_bearer() -> None:
     with Client(url="http://pool", token="secret", transport=httpx.MockTransport(answer)) as client:
         assert client.devices() == []
     assert seen == ["Bearer secret"]
+
+
+def _claim_body(claim_id: str) -> dict[str, object]:
+    return {
+        "id": claim_id, "tenant": "t", "state": "bound", "reason": "", "gpus": 1, "memory_bytes": None,
+        "compute_percent": None, "model": None, "priority": 0, "preemptible": False, "labels": {},
+        "bindings": [], "env": {}, "created_at": 0.0, "updated_at": 0.0,
+    }  # fmt: skip
+
+
+def test_a_claim_carries_an_idempotency_key_and_is_retried_with_the_same_one() -> None:
+    """The first answer is lost on the way back (the claim was made): the retry carries the same key,
+    so the server can return that claim instead of making a second one."""
+    keys: list[str] = []
+
+    def lose_the_first_answer(request: httpx.Request) -> httpx.Response:
+        keys.append(request.headers["Idempotency-Key"])
+        if len(keys) == 1:
+            raise httpx.ReadError("connection reset", request=request)
+        return httpx.Response(201, json=_claim_body("c-1"))
+
+    transport = httpx.MockTransport(lose_the_first_answer)
+    with Client(url="http://pool", token="t", transport=transport, retry_s=5) as client:
+        assert client.claim(memory="1GiB").id == "c-1"
+        client.claim(memory="1GiB")
+    assert len(keys) == 3
+    assert keys[0] == keys[1], "a retry reuses its key"
+    assert keys[2] != keys[0], "a new claim gets a new key"
+
+
+def test_a_claim_gives_up_after_its_retry_window() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    client = Client(url="http://pool", token="t", transport=httpx.MockTransport(refuse), retry_s=0.6)
+    with client, pytest.raises(ServerUnreachable):
+        client.claim()
+
+
+def test_lists_follow_cursors_to_the_last_page() -> None:
+    def pages(request: httpx.Request) -> httpx.Response:
+        cursor = request.url.params.get("cursor")
+        if cursor is None:
+            return httpx.Response(
+                200, json={"items": [_claim_body("c-2")], "next_cursor": "2", "has_more": True}
+            )
+        assert cursor == "2"
+        return httpx.Response(
+            200, json={"items": [_claim_body("c-1")], "next_cursor": None, "has_more": False}
+        )
+
+    with Client(url="http://pool", token="t", transport=httpx.MockTransport(pages)) as client:
+        assert [c.id for c in client.claims()] == ["c-2", "c-1"]

@@ -1,5 +1,4 @@
-"""The live dashboard in real headless Chromium (Debian `chromium`, driven by Playwright's Python
-package; nothing is downloaded at test time). Skipped, with the reason, when either is missing."""
+"""The live dashboard in real headless Chromium (see `browser.py`), signed in by session cookie."""
 
 from __future__ import annotations
 
@@ -11,30 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS, sync_api
 
 from serverctl import ADMIN_TOKEN, ServerProcess
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="Playwright's Python package is missing: pip install -e '.[dev]'"
-)
-if not CHROMIUM.exists():
-    pytest.skip(
-        "no /usr/bin/chromium: as root, apt-get install -y chromium (scripts/test.sh does it)",
-        allow_module_level=True,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +24,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+def _note_console(message: Any, errors: list[str]) -> None:
+    """Console errors count, except the browser's note of a 401 (the page asks before sign-in)."""
+    if message.type == "error" and "status of 401" not in message.text:
+        errors.append(message.text)
 
 
 @pytest.fixture(scope="module")
@@ -62,15 +48,32 @@ def page(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Ite
             page = context.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("console", lambda message: _note_console(message, errors))
+            urls: list[str] = []
+            page.on("request", lambda request: urls.append(request.url))
             page.goto(f"{server.url}/")
             page.fill("#token", ADMIN_TOKEN)
             page.click("#login-form button[type=submit]")
             page.wait_for_selector("#conn[data-state=live]", timeout=10_000)
+            page.requested_urls = urls  # type: ignore[attr-defined]
             yield page
-            assert errors == [], f"JavaScript errors on the page: {errors}"
+            assert errors == [], f"JavaScript errors on the page (a CSP violation is one): {errors}"
         finally:
             context.close()
             shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_the_token_lives_only_in_an_httponly_session_cookie(page: Any) -> None:
+    """The page keeps no token: not in storage, not in a URL, not readable by scripts."""
+    assert page.evaluate("Object.keys(localStorage).length + Object.keys(sessionStorage).length") == 0
+    assert page.evaluate("document.cookie") == "", "the session cookie is HttpOnly"
+    assert page.input_value("#token") == ""
+    assert not [url for url in page.requested_urls if ADMIN_TOKEN in url or "token=" in url]
+    assert any(url.endswith("/v1/stream") for url in page.requested_urls), "the stream opened by cookie"
+    cookies = page.context.cookies()
+    session = next(c for c in cookies if c["name"] == "gpupool_session")
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    assert ADMIN_TOKEN not in session["value"]
 
 
 def test_dashboard_shows_every_device_of_the_pool(page: Any) -> None:
@@ -117,3 +120,16 @@ def test_admin_releases_a_claim_from_its_detail(page: Any, server: ServerProcess
     page.wait_for_selector(f'.seg[data-claim="{claim["id"]}"]', state="detached", timeout=2_000)
     with server.client() as http:
         assert http.get(f"/v1/claims/{claim['id']}").json()["state"] == "released"
+
+
+def test_a_reload_keeps_the_session_and_signing_out_ends_it(page: Any, server: ServerProcess) -> None:
+    page.reload()
+    page.wait_for_selector("#conn[data-state=live]", timeout=10_000)
+    assert page.is_hidden("#login"), "the session cookie signed the page in again"
+    page.click("#logout")
+    page.wait_for_selector("#login:not([hidden])", timeout=5_000)
+    status = page.evaluate("fetch('/v1/claims').then((r) => r.status)")
+    assert status == 401, "signing out dropped the cookie"
+    page.fill("#token", ADMIN_TOKEN)  # leave the page signed in for any later test
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#conn[data-state=live]", timeout=10_000)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -69,11 +71,50 @@ def test_a_claim_carries_an_idempotency_key_and_is_retried_with_the_same_one() -
     assert keys[2] != keys[0], "a new claim gets a new key"
 
 
-def test_a_claim_gives_up_after_its_retry_window() -> None:
+def test_a_claim_retries_through_a_restart_after_losing_its_answer() -> None:
+    """The server dies with the request (reset), refuses connections while it restarts, then
+    answers: one key throughout."""
+    failures: list[Exception] = [
+        httpx.ReadError("reset"),
+        httpx.ConnectError("refused"),
+        httpx.ConnectError("refused"),
+    ]
+    keys: list[str] = []
+
+    def crash_then_restart(request: httpx.Request) -> httpx.Response:
+        keys.append(request.headers["Idempotency-Key"])
+        if failures:
+            failure = failures.pop(0)
+            failure.request = request  # type: ignore[attr-defined]
+            raise failure
+        return httpx.Response(201, json=_claim_body("c-1"))
+
+    with Client(
+        url="http://pool", token="t", transport=httpx.MockTransport(crash_then_restart), retry_s=10
+    ) as client:
+        assert client.claim().id == "c-1"
+    assert len(keys) == 4 and len(set(keys)) == 1
+
+
+def test_no_server_at_all_is_reported_at_once() -> None:
+    """A refused first connection sent nothing: no retry window to sit through."""
+    attempts: list[float] = []
+
     def refuse(request: httpx.Request) -> httpx.Response:
+        attempts.append(time.monotonic())
         raise httpx.ConnectError("refused", request=request)
 
-    client = Client(url="http://pool", token="t", transport=httpx.MockTransport(refuse), retry_s=0.6)
+    client = Client(url="http://pool", token="t", transport=httpx.MockTransport(refuse), retry_s=30)
+    with client, pytest.raises(ServerUnreachable):
+        client.claim()
+    assert len(attempts) == 1
+
+
+def test_a_claim_gives_up_after_its_retry_window() -> None:
+    def reset(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("reset", request=request)
+
+    client = Client(url="http://pool", token="t", transport=httpx.MockTransport(reset), retry_s=0.6)
     with client, pytest.raises(ServerUnreachable):
         client.claim()
 

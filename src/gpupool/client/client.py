@@ -110,9 +110,9 @@ class Client:
     ) -> ClaimPublic:
         """Create a claim; with `lease_ttl_s` its lease is taken in the same transaction.
 
-        The request carries an Idempotency-Key (a new UUID unless given) and is retried on
-        connection errors for up to `retry_s` seconds: a retry after a lost answer or a server
-        crash gets the claim the first attempt made, never a second one.
+        The request carries an Idempotency-Key (a new UUID unless given) and is retried when its
+        answer is lost (connection reset, timeout, the server crashing), for up to `retry_s`
+        seconds: the retry gets the claim the first attempt made, never a second one.
         """
         body: dict[str, Any] = {"gpus": gpus, "priority": priority, "preemptible": preemptible}
         if memory is not None:
@@ -222,16 +222,20 @@ class Client:
 
     # --------------------------------------------------------------- plumbing
     def _call(self, method: str, path: str, schema: type[T], retry: bool = False, **kwargs: Any) -> T:
-        """One request; with `retry` (only for requests that are safe to repeat) connection errors
-        are retried with backoff for up to `retry_s` seconds."""
+        """One request. With `retry` (only for requests that are safe to repeat), a failure after
+        the request may have reached the server (reset, timeout, server gone mid-answer) is retried
+        with backoff for up to `retry_s` seconds, through a restart of the server. A server that
+        refuses the very first connection is reported at once: nothing was sent, nothing to settle."""
         deadline = time.monotonic() + self.retry_s
         delay_s = RETRY_FIRST_DELAY_S
+        in_doubt = False  # may an earlier attempt have been carried out?
         while True:
             try:
                 response = self._http.request(method, path, **kwargs)
                 break
             except httpx.TransportError as exc:
-                if not retry or time.monotonic() + delay_s > deadline:
+                in_doubt = in_doubt or not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                if not (retry and in_doubt) or time.monotonic() + delay_s > deadline:
                     raise ServerUnreachable(
                         f"cannot reach gpupool at {self.url} ({exc.__class__.__name__}); "
                         "is `gpupool serve` running?"

@@ -90,17 +90,30 @@ def big_page(big_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
             shutil.rmtree(profile, ignore_errors=True)
 
 
-# Counts the device tiles the page re-creates and the main thread's longest stall (a 100 ms timer
+# Counts the device tiles the page (re-)creates, and the main thread's longest stall (a 100 ms timer
 # that fires late by that much), from now on.
 WATCH = """() => {
   window.__tiles = 0; window.__lag = 0;
+  const count = (n) =>
+    !n.classList ? 0 : n.classList.contains("device") ? 1 : n.querySelectorAll(".device").length;
   new MutationObserver((records) => {
-    for (const r of records)
-      for (const n of r.addedNodes) if (n.classList && n.classList.contains("device")) window.__tiles++;
+    for (const r of records) for (const n of r.addedNodes) window.__tiles += count(n);
   }).observe(document.getElementById("nodes"), { childList: true, subtree: true });
   (function tick() { const t = performance.now(); setTimeout(() => {
     window.__lag = Math.max(window.__lag, performance.now() - t - 100); tick(); }, 100); })();
 }"""
+
+
+def _sample_id(server: ServerProcess) -> int:
+    with server.client() as http:
+        return int(http.get("/v1/overview").json()["sample_id"])
+
+
+def main_thread_cpu_s(cdp: Any) -> float:
+    """CPU seconds the page's main thread has spent in tasks (thread ticks: not inflated when
+    other processes take the machine's cores, as wall-clock stalls are)."""
+    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    return float(metrics["TaskDuration"])
 
 
 def test_the_page_patches_only_what_changed_and_stays_responsive(
@@ -108,7 +121,11 @@ def test_the_page_patches_only_what_changed_and_stays_responsive(
 ) -> None:
     assert big_page.locator(".device").count() == DEVICES
     assert big_page.locator(".node").count() == NODES
+    cdp = big_page.context.new_cdp_session(big_page)
+    cdp.send("Performance.enable", {"timeDomain": "threadTicks"})
+    big_page.wait_for_timeout(3_000)  # let the first draw settle
     big_page.evaluate(WATCH)
+    cpu_before, sample_before = main_thread_cpu_s(cdp), _sample_id(big_server)
     made: list[str] = []
 
     def churn() -> None:  # claims arrive while the page is watched, across several samples
@@ -121,15 +138,21 @@ def test_the_page_patches_only_what_changed_and_stays_responsive(
     worker.start()
     worker.join(timeout=60)
     for claim_id in made:
-        big_page.wait_for_selector(f'.seg[data-claim="{claim_id}"]', state="attached", timeout=15_000)
+        big_page.wait_for_selector(f'.seg[data-claim="{claim_id}"]', state="attached", timeout=60_000)
     big_page.wait_for_timeout(2_500)  # at least one more telemetry sample
+    cpu_s = main_thread_cpu_s(cdp) - cpu_before
+    samples = _sample_id(big_server) - sample_before
     tiles, lag = big_page.evaluate("[window.__tiles, window.__lag]")
-    # Every claim re-draws its device's tile on each sample while it wobbles; a page that redraws
-    # the pool would have re-created 8,000 tiles per sample (~24,000 here).
+    # Each claim redraws its device's tile while its utilization moves; a page that redraws the
+    # pool re-creates 8,000 tiles per telemetry sample (tens of thousands here).
     assert tiles < DEVICES // 4, f"{tiles} tiles re-created for {len(made)} claims"
-    # Measured ~30 ms on a shared 2-core machine; the whole-pool redraw stalled ~6 s. The bound is
-    # loose on purpose: it separates "responsive" from "frozen", not fast from faster.
-    assert lag < 2_000, f"the page stalled for {lag:.0f} ms"
+    # Responsive = the main thread mostly idle, ready for input, while updates stream in. Counted in
+    # CPU time per telemetry sample, which a loaded machine does not stretch as it stretches wall
+    # time: 0.05-0.2 s here (claims arriving add updates of their own), where redrawing the whole
+    # pool took 1.4 CPU s per sample on the same machine.
+    assert samples >= 3
+    per_sample = cpu_s / samples
+    assert per_sample < 0.5, f"{per_sample:.2f} CPU s per update (longest stall {lag:.0f} ms)"
 
     segment = big_page.locator(f'.seg[data-claim="{made[0]}"]').first
     segment.scroll_into_view_if_needed()

@@ -14,6 +14,7 @@ const state = {
   overview: null, // the lists and counters of the last overview, patched by deltas
   devices: new Map(), // uuid -> device card, in inventory order
   tiles: new Map(), // uuid -> its .device element
+  nodeDevices: new Map(), // node name -> uuids of its devices
   visibleNodes: new Set(), // node names whose card is on screen
   observer: null,
   history: {}, // device uuid -> utilization percents, oldest first
@@ -145,8 +146,14 @@ function drawFull(overview) {
   $("nodes").classList.toggle("dense", o.devices.length > render.DENSE_DEVICES);
   $("nodes").innerHTML = render.nodes(o, state.history);
   state.tiles = new Map([...$("nodes").querySelectorAll(".device")].map((el) => [el.dataset.uuid, el]));
+  state.nodeDevices = new Map();
+  for (const d of o.devices) {
+    if (!state.nodeDevices.has(d.node)) state.nodeDevices.set(d.node, []);
+    state.nodeDevices.get(d.node).push(d.uuid);
+  }
   watchNodes();
-  drawLists(o, true);
+  drawStats(o);
+  drawLists(o, { queue: true, tenants: true, events: true });
 }
 
 function applyDelta(delta) {
@@ -165,8 +172,13 @@ function applyDelta(delta) {
   for (const card of delta.devices) replaceTile(card);
   if (sampled) refreshVisibleSparklines();
   for (const node of touchedNodes) refreshNodeHead(node);
-  const changed = delta.devices.length > 0 || delta.events.length > 0 || "queue" in delta || "tenants" in delta;
-  drawLists(view(), changed);
+  const current = view();
+  drawStats(current);
+  drawLists(current, {
+    queue: "queue" in delta || "queue_length" in delta,
+    tenants: "tenants" in delta || delta.devices.length > 0, // the legend names segments' tenants
+    events: delta.events.length > 0,
+  });
 }
 
 // A new telemetry sample: every device's history gets its current utilization.
@@ -197,18 +209,18 @@ function replaceTile(card) {
 
 function refreshVisibleSparklines() {
   for (const node of state.visibleNodes) {
-    for (const tile of document.querySelectorAll(`.node[data-node="${CSS.escape(node)}"] .device`)) {
-      const spark = tile.querySelector("svg.spark");
-      if (spark) spark.replaceWith(fromHtml(render.sparkline(state.history[tile.dataset.uuid] || [])));
+    for (const uuid of state.nodeDevices.get(node) || []) {
+      const spark = state.tiles.get(uuid)?.querySelector("svg.spark");
+      if (spark) spark.replaceWith(fromHtml(render.sparkline(state.history[uuid] || [])));
     }
   }
 }
 
 function refreshNodeHead(node) {
-  const head = document.querySelector(`.node[data-node="${CSS.escape(node)}"] .alloc`);
+  const tile = state.tiles.get((state.nodeDevices.get(node) || [])[0]);
+  const head = tile?.closest(".node")?.querySelector(".alloc");
   if (!head) return;
-  const devices = [...state.devices.values()].filter((d) => d.node === node);
-  head.textContent = render.nodeAlloc(devices);
+  head.textContent = render.nodeAlloc(state.nodeDevices.get(node).map((uuid) => state.devices.get(uuid)));
 }
 
 // Sparklines of nodes off screen are not redrawn on each sample; a node coming into view is.
@@ -227,24 +239,33 @@ function watchNodes() {
   for (const element of $("nodes").querySelectorAll(".node")) state.observer.observe(element);
 }
 
-function drawLists(o, listsChanged) {
+function drawStats(o) {
   $("viewer").innerHTML = `signed in as <b>${render.esc(o.viewer)}</b>`;
   $("logout").hidden = false;
   $("stats").innerHTML = render.stats(o);
   document.title = `gpupool · ${o.devices.length} GPUs · ${o.queue_length} pending`;
-  if (!listsChanged) return;
-  $("legend").innerHTML = render.legend(o);
-  $("queue").innerHTML = render.queue(o);
-  $("queue-count").textContent = o.queue_length ? `${o.queue_length} pending` : "";
-  $("tenants").innerHTML = render.tenants(o);
-  const newest = o.events.length ? o.events[o.events.length - 1].id : 0;
-  $("events").innerHTML = o.events
-    .slice()
-    .reverse()
-    .map((e) => render.eventLine(e, state.lastEventId && e.id > state.lastEventId))
-    .join("");
-  state.lastEventId = Math.max(state.lastEventId, newest);
-  if (state.openClaim) refreshDetail(state.openClaim, false);
+}
+
+// Redraw only the side lists that changed: a utilization sample changes none of them.
+function drawLists(o, changed) {
+  if (changed.tenants) {
+    $("legend").innerHTML = render.legend(o);
+    $("tenants").innerHTML = render.tenants(o);
+  }
+  if (changed.queue) {
+    $("queue").innerHTML = render.queue(o);
+    $("queue-count").textContent = o.queue_length ? `${o.queue_length} pending` : "";
+  }
+  if (changed.events) {
+    const newest = o.events.length ? o.events[o.events.length - 1].id : 0;
+    $("events").innerHTML = o.events
+      .slice()
+      .reverse()
+      .map((e) => render.eventLine(e, state.lastEventId && e.id > state.lastEventId))
+      .join("");
+    state.lastEventId = Math.max(state.lastEventId, newest);
+    if (state.openClaim) refreshDetail(state.openClaim, false);
+  }
 }
 
 // ------------------------------------------------------------- claim detail

@@ -4,8 +4,9 @@ For this checkout, and for a baseline source tree in the same run (`--baseline-s
 `src/` of `git archive main src | tar -x -C /tmp/base`), it starts `gpupool serve`, signs the
 dashboard in and measures
   * seconds from opening the page to every device tile drawn,
-  * the longest main-thread stall (a 100 ms timer firing late) and the device tiles the page
-    re-created, over 10 s of live updates while a claim arrives every 0.5 s,
+  * over 10 s of live updates while a claim arrives every 0.5 s: the page's main-thread CPU time
+    per telemetry sample, its longest stall (a 100 ms timer firing late; wall time, so it grows
+    with the machine's load) and the device tiles it re-created,
   * the size of the stream's first message and of the largest message after it.
 Prints a Markdown table; `--out FILE` also writes the numbers as JSON.
 
@@ -24,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from serverctl import ADMIN_TOKEN, ServerProcess
@@ -34,9 +37,11 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 WATCH = """() => {
   window.__tiles = 0; window.__lag = 0;
-  const count = (n) => !n.classList ? 0 : n.classList.contains("device") ? 1 : n.querySelectorAll(".device").length;
-  new MutationObserver((records) => { for (const r of records) for (const n of r.addedNodes) window.__tiles += count(n); })
-    .observe(document.getElementById("nodes"), { childList: true, subtree: true });
+  const count = (n) =>
+    !n.classList ? 0 : n.classList.contains("device") ? 1 : n.querySelectorAll(".device").length;
+  new MutationObserver((records) => {
+    for (const r of records) for (const n of r.addedNodes) window.__tiles += count(n);
+  }).observe(document.getElementById("nodes"), { childList: true, subtree: true });
   (function tick() { const t = performance.now(); setTimeout(() => {
     window.__lag = Math.max(window.__lag, performance.now() - t - 100); tick(); }, 100); })();
 }"""
@@ -77,17 +82,34 @@ def page_numbers(server: ServerProcess) -> dict[str, Any]:
         while page.evaluate("document.querySelectorAll('.device').length") < NODES * 8:
             time.sleep(0.2)
         loaded_s = time.monotonic() - started
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Performance.enable", {"timeDomain": "threadTicks"})  # CPU time, not wall time
         page.evaluate(WATCH)
         made: list[str] = []
         with server.client() as http:
+            http.timeout = httpx.Timeout(300)
+            cpu_before, sample_before = _task_cpu_s(cdp), http.get("/v1/overview").json()["sample_id"]
             for _ in range(20):
                 made.append(http.post("/v1/claims", json={"memory": "8GiB", "compute": 10}).json()["id"])
                 time.sleep(0.5)
+            cpu_s = _task_cpu_s(cdp) - cpu_before
+            samples = http.get("/v1/overview").json()["sample_id"] - sample_before
             tiles, lag = page.evaluate("[window.__tiles, window.__lag]")
             for claim_id in made:
                 http.delete(f"/v1/claims/{claim_id}")
         browser.close()
-    return {"load_s": loaded_s, "max_stall_ms": lag, "tiles_recreated": tiles}
+    return {
+        "load_s": loaded_s,
+        "max_stall_ms": lag,
+        "tiles_recreated": tiles,
+        "cpu_s_per_sample": cpu_s / max(samples, 1),
+    }
+
+
+def _task_cpu_s(cdp: Any) -> float:
+    return float(
+        {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}["TaskDuration"]
+    )
 
 
 def measure(src: Path | None, label: str) -> dict[str, Any]:
@@ -127,11 +149,15 @@ def main() -> None:
         runs.append(measure(args.baseline_src.resolve(), "baseline"))
     runs.append(measure(None, "this checkout"))
     print(f"machine: {platform.node()} {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}")
-    print("| tree | page drawn | longest stall | tiles re-created in 10 s | first message | largest next |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| tree | page drawn | main-thread CPU per sample | longest stall | tiles re-created in 10 s "
+        "| first message | largest next |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for r in runs:
         print(
-            f"| {r['label']} | {r['load_s']:.1f} s | {r['max_stall_ms']:.0f} ms | {r['tiles_recreated']} | "
+            f"| {r['label']} | {r['load_s']:.1f} s | {r['cpu_s_per_sample']:.2f} s "
+            f"| {r['max_stall_ms']:.0f} ms | {r['tiles_recreated']} | "
             f"{r['first_message_kib']:.0f} KiB | {r['largest_next_kib']:.1f} KiB |"
         )
     if args.out:

@@ -89,7 +89,7 @@ function showLogin(message = "") {
 
 async function start() {
   try {
-    drawFull(await api("GET", "/v1/overview?history=true"));
+    await api("GET", "/v1/session"); // signed in? The stream's first message then draws the pool.
     $("login").hidden = true;
     connect();
   } catch (error) {

@@ -56,6 +56,8 @@ def workload_public(
         exit_code=workload.exit_code,
         reason=workload.reason,
         log_path=workload.log_path,
+        run_as=workload.run_as,
+        agent=workload.agent,
         created_at=workload.created_at,
         started_at=workload.started_at,
         ended_at=workload.ended_at,
@@ -100,7 +102,7 @@ def create_workload(body: WorkloadCreate, agent: AgentDep, tenant: TenantDep) ->
 
 @router.get("/v1/workloads", response_model=WorkloadList)
 def list_workloads(agent: AgentDep, tenant: TenantDep) -> WorkloadList:
-    return WorkloadList(items=[workload_public(agent, w) for w in agent.workloads(tenant)])
+    return WorkloadList(items=[workload_public(agent, w) for w in agent.list_workloads(tenant)])
 
 
 @router.get("/v1/workloads/{claim_id}", response_model=WorkloadPublic)

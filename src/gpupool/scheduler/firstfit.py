@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from gpupool.model import Binding, ClaimSpec, format_size
 from gpupool.scheduler.contract import DeviceLoad, PlacementResult
-from gpupool.scheduler.models import allows_model
+from gpupool.scheduler.models import MIG_HINT, allows_model, has_mig_instances
 
 
 class FirstFitPlacer:
@@ -42,7 +42,10 @@ class FirstFitPlacer:
                         for load, memory, compute in fits[: spec.gpus]
                     )
                 )
-        return PlacementResult(reason=unschedulable_reason(spec, matching))
+        reason = unschedulable_reason(spec, matching)
+        if spec.mig is None and has_mig_instances([load.device.model for load in cluster]):
+            reason += MIG_HINT
+        return PlacementResult(reason=reason)
 
 
 def unschedulable_reason(spec: ClaimSpec, matching_devices: int) -> str:

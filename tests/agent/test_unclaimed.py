@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gpupool.agent import AgentOptions, MpsMode, NodeAgent
+from gpupool.api.agent_metrics import AgentCollector
 from gpupool.devices import NvmlBackend
 from gpupool.model import ClaimSpec, Tenant
 from gpupool.pool import PoolService
@@ -54,6 +55,8 @@ def test_an_unclaimed_process_is_reported_once_and_left_alone(
         (stray.pid, "GPU-aa", False)
     ]
     assert agent.memory.unclaimed_by_device == {"GPU-aa": 1}
+    [family] = AgentCollector(agent).collect()
+    assert [(s.labels["UUID"], s.value) for s in family.samples] == [("GPU-aa", 1)]
     assert stray.poll() is None, "reporting only: the admin did not ask to kill"
 
 

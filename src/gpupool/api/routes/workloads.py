@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
 from gpupool.agent import NodeAgent
+from gpupool.api.agent_metrics import AgentCollector
 from gpupool.api.deps import TenantDep
 from gpupool.errors import DeviceBackendError
 from gpupool.model.workload import Workload
@@ -157,6 +158,9 @@ def get_idle_timeout(name: str, agent: AgentDep, tenant: TenantDep) -> IdleTimeo
 
 
 def install_agent(app: FastAPI, agent: NodeAgent) -> None:
-    """Give the app its node agent and mount the agent's routes."""
+    """Give the app its node agent, mount the agent's routes and export its metrics."""
     app.state.agent = agent
     app.include_router(router)
+    metrics = getattr(app.state, "metrics", None)
+    if metrics is not None:
+        metrics.registry.register(AgentCollector(agent))

@@ -155,3 +155,23 @@ def test_usage_files_are_never_followed_or_blocked_on(tmp_path: Path) -> None:
     assert read_usage(secret) is not None
     assert read_usage(tmp_path / "link.json") is None
     assert read_usage(tmp_path / "fifo.json") is None, "a FIFO must not block the agent"
+
+
+def test_a_ray_nodes_launcher_runs_a_mapped_workload_as_the_user_too(tmp_path: Path) -> None:
+    from gpupool.cluster.process_launcher import ProcessLauncher
+
+    with os_user() as user:
+        launcher = ProcessLauncher(tmp_path / "work", {"GPUPOOL_NODE": "n1"})
+        probe = ["/bin/sh", "-c", "id -u; echo node=$GPUPOOL_NODE leak=${HOSTILE-unset}"]
+        pid = launcher.start("c-1", probe, "/nonexistent", {"PATH": "/usr/bin:/bin"}, run_as=user.pw_name)
+        assert pid > 0
+        deadline = time.monotonic() + 10
+        while not (out := launcher.poll("c-1", 0, 4096)).ended:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert out.data.decode().split() == [str(user.pw_uid), "node=n1", "leak=unset"]
+        assert out.exit_code == 0
+        assert (launcher.log_path("c-1").stat().st_uid, launcher.log_path("c-1").stat().st_mode & 0o777) == (
+            user.pw_uid,
+            0o600,
+        )

@@ -30,6 +30,10 @@ class LaunchError(OSError):
         super().__init__(code, message)
         self.stage = stage
 
+    def __reduce__(self) -> tuple[type[LaunchError], tuple[str, int, str]]:
+        # Crosses process boundaries (a Ray node's agent raises it to the control plane).
+        return LaunchError, (self.stage, self.errno or 0, self.strerror or "")
+
 
 def default_cwd(identity: RunAs) -> str:
     """The user's home when it exists, else `/` (a user made with `useradd -M` has none)."""

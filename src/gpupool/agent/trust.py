@@ -14,8 +14,6 @@ into the node passes through here before the agent acts on it:
 
 from __future__ import annotations
 
-import contextlib
-import grp
 import hashlib
 import hmac
 import os
@@ -102,12 +100,6 @@ def identity_for(owner: Tenant) -> RunAs | None:
             "run `gpupool serve` as root to start tenants' detached workloads (attached `gpupool run` works)"
         )
     return resolve_user(owner.run_as)
-
-
-def group_name(gid: int) -> str:
-    with contextlib.suppress(KeyError):
-        return grp.getgrgid(gid).gr_name
-    return str(gid)
 
 
 # --------------------------------------------------------------- environment

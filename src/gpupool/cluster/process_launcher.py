@@ -76,8 +76,9 @@ class ProcessLauncher:
                 os.fchown(log.fileno(), identity.uid, identity.gid)
                 os.fchmod(log.fileno(), 0o600)
                 launch_env = {**env, **self.extra_env}
+                usable = cwd if cwd and os.path.isdir(cwd) else None  # else the user's home, or /
                 child = self._spawner.submit(
-                    spawn_as, identity, command, cwd, launch_env, log.fileno(), True
+                    spawn_as, identity, command, usable, launch_env, log.fileno(), True
                 ).result()
             else:
                 child = self._spawner.submit(

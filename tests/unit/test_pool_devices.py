@@ -69,3 +69,15 @@ def test_mig_parent_is_never_whole_and_instances_go_by_profile(tmp_path: object,
     assert pool.create_claim(ADMIN, ClaimSpec(mig="1g.10gb", model="A100*")).state == ClaimState.PENDING
     fraction = pool.create_claim(ADMIN, ClaimSpec(memory_bytes=1024**3))
     assert fraction.state == ClaimState.PENDING, "fractions never land on an instance or a MIG parent"
+
+
+def test_a_mig_instance_counts_its_slices_against_the_quota(tmp_path: object) -> None:
+    from gpupool.pool.usage import tenant_usage
+
+    pool = PoolService(Store(f"{tmp_path}/pool.db"), SimulatedBackend("1x1xH100-80GB:3x1g.10gb+1x3g.40gb"),
+                       make_placer())  # fmt: skip
+    pool.start()
+    held = [pool.create_claim(ADMIN, ClaimSpec(mig=profile)) for profile in ("1g.10gb", "3g.40gb")]
+    assert all(c.state == ClaimState.BOUND for c in held)
+    usage = tenant_usage(pool.store.list_claims(), pool.schedulable_devices)["admin"]
+    assert usage.allocated_gpus == pytest.approx(4 / 7), "1/7 + 3/7 of the card, not 2 GPUs"

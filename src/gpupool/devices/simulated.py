@@ -15,10 +15,10 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from gpupool.devices.spec import MIG_SLICES, SimulatedNode, node_layout, parse_spec
+from gpupool.devices.spec import SimulatedNode, node_layout, parse_spec
 from gpupool.errors import InvalidRequest, NotFound
 from gpupool.model import Device, DeviceTelemetry, MiB, ProcessUsage
-from gpupool.model.mig import instance_model, profile_slices
+from gpupool.model.mig import MIG_SLICES, instance_model, profile_slices
 
 UUID_NAMESPACE = uuid.UUID("6f1d2b1e-8c3a-5e57-9a3c-67707570f06c")
 """Namespace of simulated device UUIDs (uuid5); changing it renames every simulated device."""

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 from gpupool.devices.models import GpuModel, lookup_model
 from gpupool.errors import InvalidRequest
-from gpupool.model.mig import parse_profile, profile_slices
+from gpupool.model.mig import MIG_SLICES, parse_profile, profile_slices
 
 SPEC_FORM = "NODESxGPUSxMODEL[:MIG][,NODESxGPUSxMODEL...], e.g. '2x8xH100-80GB,1x1xA100-40GB:7x1g.5gb'"
-MIG_SLICES = 7  # compute slices of a MIG-capable GPU (A100, H100, H200)
 MAX_GPUS_PER_NODE = 16  # the largest single-host boards (DGX-2, HGX-2) carry 16
 MAX_NODES = 10_000
 NODE_NAME_PREFIX = "sim-node-"

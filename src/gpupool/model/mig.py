@@ -13,6 +13,7 @@ from gpupool.errors import InvalidRequest
 
 PROFILE_RE = re.compile(r"^([1-7])g\.(\d{1,3})gb(\+me)?$")
 MIG_MARK = " MIG "
+MIG_SLICES = 7  # compute slices of a MIG-capable GPU (A100, H100, H200)
 
 
 def parse_profile(profile: str) -> str:

@@ -80,12 +80,16 @@ class Authenticator:
         session = self.sessions.decode(cookie)
         if session is None:
             raise Unauthorized("the dashboard session is invalid or has expired: sign in again")
-        current = (
-            self._admin_hash if session.tenant == ADMIN else self.store.tenant_token_hash(session.tenant)
-        )
-        if current is None or not self.sessions.matches(session, current):
-            raise Unauthorized("the dashboard session ended (token rotated or tenant deleted): sign in again")
-        return Tenant(name=session.tenant)
+        if session.tenant == ADMIN:
+            tenant, current = Tenant(name=ADMIN), self._admin_hash
+        else:
+            found = self.store.tenant_with_token_hash(session.tenant)
+            if found is None:
+                raise Unauthorized("the dashboard session ended (tenant deleted): sign in again")
+            tenant, current = found
+        if not self.sessions.matches(session, current):
+            raise Unauthorized("the dashboard session ended (token rotated): sign in again")
+        return tenant
 
     def create_tenant(self, name: str, actor: str) -> tuple[Tenant, str]:
         token = new_token("gpt")

@@ -14,10 +14,12 @@ from gpupool.model.claim import (
     MAX_LABELS,
     ClaimSpec,
 )
+from gpupool.model.mig import parse_profile
 from gpupool.model.units import parse_percent, parse_size
-from gpupool.model.wire_types import Labels, PercentValue, SizeValue, WholeNumber
+from gpupool.model.wire_types import MIG_PROFILE_PATTERN, Labels, PercentValue, SizeValue, WholeNumber
 
 TENANT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+USER_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 
 
 class ClaimCreate(BaseModel):
@@ -29,6 +31,12 @@ class ClaimCreate(BaseModel):
     memory: SizeValue = Field(None, description='memory per vGPU: "10GiB" or bytes')
     compute: PercentValue = Field(None, description="share of SMs per vGPU, percent 1..100")
     model: str | None = Field(None, max_length=128, description='device model pattern, e.g. "H100*"')
+    mig: str | None = Field(
+        None,
+        max_length=32,
+        json_schema_extra={"pattern": MIG_PROFILE_PATTERN},
+        description='a whole MIG instance of this profile, e.g. "1g.10gb" (model then names the parent)',
+    )
     priority: WholeNumber = Field(0, ge=-1000, le=1000)
     preemptible: bool = False
     wait: bool = Field(False, description="accepted for compatibility; claims always queue")
@@ -44,6 +52,15 @@ class ClaimCreate(BaseModel):
         description="take a lease with the claim (same transaction): reclaimed unless renewed within",
     )
 
+    @field_validator("mig")
+    @classmethod
+    def _mig(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(MIG_PROFILE_PATTERN, value):
+            raise ValueError(f"expected a MIG profile like 1g.10gb or 3g.40gb, got {value[:40]!r}")
+        return parse_profile(value)
+
     def to_spec(self) -> ClaimSpec:
         return ClaimSpec(
             gpus=self.gpus,
@@ -53,6 +70,7 @@ class ClaimCreate(BaseModel):
             priority=self.priority,
             preemptible=self.preemptible,
             labels=dict(self.labels),
+            mig=self.mig,
         )
 
 
@@ -75,6 +93,7 @@ class ClaimPublic(BaseModel):
     memory_bytes: int | None
     compute_percent: int | None
     model: str | None
+    mig: str | None = None
     priority: int
     preemptible: bool
     labels: dict[str, str]
@@ -110,6 +129,7 @@ class DevicePublic(DeviceSummary):
     mig_capable: bool = False
     mig_mode: bool = False
     parent_uuid: str | None = None
+    schedulable: bool = Field(True, description="false for a GPU in MIG mode: only its instances go out")
     nvlink_peers: list[str] = Field(default_factory=list)
     claims: list[str] = Field(default_factory=list)
 
@@ -183,6 +203,29 @@ class TenantDeleted(BaseModel):
 class TenantPublic(BaseModel):
     name: str
     created_at: float
+    run_as: str | None = Field(None, description="OS user its detached workloads run as (admin view)")
+
+
+class TenantUpdate(BaseModel):
+    """Body of PATCH /v1/tenants/{name} (admin)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    run_as: str | None = Field(
+        ...,
+        max_length=32,
+        json_schema_extra={"pattern": USER_NAME_RE.pattern},
+        description="OS user the node agent runs this tenant's detached workloads as; null removes it",
+    )
+
+    @field_validator("run_as")
+    @classmethod
+    def _user(cls, value: str | None) -> str | None:
+        if value is not None and not USER_NAME_RE.fullmatch(value):
+            raise ValueError(
+                "must be a POSIX user name (letters, digits, '_', '-', '.'; not starting with '-')"
+            )
+        return value
 
 
 class TenantList(BaseModel):

@@ -23,6 +23,8 @@ SIZE_BODY = (
     r" *[KkMmGgTt][Ii]?[Bb]?) *"
 )
 SIZE_PATTERN = f"^{SIZE_BODY}$"
+# A MIG profile as `gpupool.model.mig.parse_profile` reads it: "1g.10gb", "3g.40gb", "1g.10gb+me".
+MIG_PROFILE_PATTERN = r"^ *[1-7][Gg]\.[0-9]{1,3}[Gg][Bb](?:\+[Mm][Ee])? *$"
 # A whole percentage 1..100, optionally with a `%`: "25", "25%", "100.0".
 PERCENT_PATTERN = r"^ *0*(?:100|[1-9][0-9]?)(?:\.0{1,3})? *%? *$"
 _SIZE_RE = re.compile(SIZE_PATTERN)

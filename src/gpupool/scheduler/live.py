@@ -16,6 +16,7 @@ from gpupool.model import Binding, ClaimSpec, Device, format_size
 from gpupool.scheduler.cluster import Cluster, StateInterner
 from gpupool.scheduler.contract import DeviceLoad, PlacementResult
 from gpupool.scheduler.framework import PluginContext, Scheduler
+from gpupool.scheduler.models import MIG_HINT, has_mig_instances, model_constraint
 from gpupool.scheduler.profiles import build_scheduler, resolve
 from gpupool.scheduler.request import Request
 
@@ -98,10 +99,12 @@ def request_for(spec: ClaimSpec, cluster: Cluster) -> Request:
         slot_memory[where] = memory
         nominal[compute * MILLI_PER_PERCENT] = nominal.get(compute * MILLI_PER_PERCENT, 0) + int(where.sum())
     gpu_milli = max(nominal, key=lambda milli: nominal[milli]) if nominal else 100 * MILLI_PER_PERCENT
+    models, pattern = model_constraint(spec, cluster.models)
     return Request(
         gpus=spec.gpus,
         gpu_milli=gpu_milli,
-        model_pattern=spec.model,
+        models=models,
+        model_pattern=pattern,
         describe=_describe(spec),
         slot_milli=slot_milli,
         slot_memory=slot_memory,
@@ -139,7 +142,10 @@ class FrameworkPlacer:
             request = request_for(spec, snap)
             decision, allocation = self.scheduler.schedule(request, snap, learn=learn)
         if allocation is None:
-            return PlacementResult(reason=decision.status.reason)
+            reason = decision.status.reason
+            if spec.mig is None and has_mig_instances(snap.models):
+                reason += MIG_HINT
+            return PlacementResult(reason=reason)
         bindings = []
         for slot, milli, memory in zip(
             allocation.gpus, allocation.gpu_milli, allocation.gpu_memory, strict=True

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, status
 from gpupool.api.convert import claim_public
 from gpupool.api.deps import PoolDep, TenantDep
 from gpupool.api.pagination import CursorQuery, cursor_value, limit_query
+from gpupool.errors import Conflict, InvalidRequest
 from gpupool.model import ClaimState
 from gpupool.model.idempotency import IdempotencyKey
 from gpupool.model.wire import ClaimCreate, ClaimList, ClaimPublic
@@ -32,7 +33,10 @@ IdempotencyKeyHeader = Annotated[
 def create_claim(
     body: ClaimCreate, pool: PoolDep, tenant: TenantDep, idempotency_key: IdempotencyKeyHeader = None
 ) -> ClaimPublic:
-    spec = body.to_spec()
+    try:
+        spec = body.to_spec()
+    except InvalidRequest as exc:  # each field is well-formed; together they contradict (mig + memory)
+        raise Conflict(exc.message) from None
     idempotency = (
         None if idempotency_key is None else IdempotencyKey.for_claim(idempotency_key, spec, body.lease_ttl_s)
     )

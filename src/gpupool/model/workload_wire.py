@@ -17,7 +17,12 @@ MAX_ENV_NAME_CHARS = 256
 MAX_LAUNCH_BYTES = 1024 * 1024  # command + environment together (Linux ARG_MAX is 2 MiB)
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
-Arg = Annotated[str, Field(max_length=MAX_ARG_CHARS)]
+NO_NUL = r"^[^\x00]*$"
+Arg = Annotated[str, Field(max_length=MAX_ARG_CHARS, json_schema_extra={"pattern": NO_NUL})]
+# The schema says what the validators below check, so a client reading it is never surprised:
+# a non-empty program name, no NUL byte anywhere, an absolute cwd, variable names as a shell has.
+_ENV_NAME = {"maxLength": MAX_ENV_NAME_CHARS, "pattern": ENV_NAME_RE.pattern}
+_PROGRAM = {"type": "string", "minLength": 1, "maxLength": MAX_ARG_CHARS, "pattern": NO_NUL}
 
 
 class WorkloadCreate(BaseModel):
@@ -31,12 +36,22 @@ class WorkloadCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     claim_id: str = Field(min_length=1, max_length=32)
-    command: list[Arg] = Field(min_length=1, max_length=MAX_ARGS)
+    command: list[Arg] = Field(
+        min_length=1, max_length=MAX_ARGS, json_schema_extra={"prefixItems": [_PROGRAM]}
+    )
     detach: bool = False
-    cwd: str | None = Field(None, max_length=4096, description="absolute; default: the user's home")
+    cwd: str | None = Field(
+        None,
+        max_length=4096,
+        json_schema_extra={"pattern": r"^/[^\x00]*$"},
+        description="absolute; default: the user's home",
+    )
     env: dict[str, Arg] = Field(
         default_factory=dict,
         max_length=MAX_ENV_VARS,
+        json_schema_extra={
+            "propertyNames": {"maxLength": MAX_ENV_NAME_CHARS, "pattern": ENV_NAME_RE.pattern}
+        },
         description="caller's variables for a detached workload (GPUPOOL_*, LD_PRELOAD, ... are dropped)",
     )
 
@@ -60,7 +75,7 @@ class WorkloadCreate(BaseModel):
     @classmethod
     def _env(cls, value: dict[str, str]) -> dict[str, str]:
         for key, text in value.items():
-            if len(key) > MAX_ENV_NAME_CHARS or not ENV_NAME_RE.match(key):
+            if len(key) > MAX_ENV_NAME_CHARS or not ENV_NAME_RE.fullmatch(key):
                 raise ValueError(f"{key[:40]!r} is not a variable name")
             if "\0" in text:
                 raise ValueError(f"{key} holds a NUL byte")

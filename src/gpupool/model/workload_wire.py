@@ -6,8 +6,7 @@ import re
 from typing import Annotated
 
 from annotated_types import Ge, Le
-from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
-from pydantic.json_schema import JsonDict
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, Strict, field_validator, model_validator
 
 from gpupool.model.wire_types import WHOLE
 
@@ -22,8 +21,13 @@ NO_NUL = r"^[^\x00]*$"
 Arg = Annotated[str, Field(max_length=MAX_ARG_CHARS, json_schema_extra={"pattern": NO_NUL})]
 # The schema says what the validators below check, so a client reading it is never surprised:
 # a non-empty program name, no NUL byte anywhere, an absolute cwd, variable names as a shell has.
-_ENV_NAME: JsonDict = {"maxLength": MAX_ENV_NAME_CHARS, "pattern": ENV_NAME_RE.pattern}
-_PROGRAM: JsonDict = {"type": "string", "minLength": 1, "maxLength": MAX_ARG_CHARS, "pattern": NO_NUL}
+_ENV_NAME: dict[str, JsonValue] = {"maxLength": MAX_ENV_NAME_CHARS, "pattern": ENV_NAME_RE.pattern}
+_PROGRAM: dict[str, JsonValue] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_ARG_CHARS,
+    "pattern": NO_NUL,
+}
 
 
 class WorkloadCreate(BaseModel):

@@ -27,24 +27,17 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+TESTS = Path(__file__).resolve().parents[1] / "tests"
+sys.path[:0] = [str(TESTS), str(TESTS / "dashboard")]
 
-from serverctl import ADMIN_TOKEN, ServerProcess
+from pagewatch import WATCH, task_cpu_s  # noqa: E402 (after the path)
+
+from serverctl import ADMIN_TOKEN, ServerProcess  # noqa: E402
 
 NODES = 1000
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-WATCH = """() => {
-  window.__tiles = 0; window.__lag = 0;
-  const count = (n) =>
-    !n.classList ? 0 : n.classList.contains("device") ? 1 : n.querySelectorAll(".device").length;
-  new MutationObserver((records) => {
-    for (const r of records) for (const n of r.addedNodes) window.__tiles += count(n);
-  }).observe(document.getElementById("nodes"), { childList: true, subtree: true });
-  (function tick() { const t = performance.now(); setTimeout(() => {
-    window.__lag = Math.max(window.__lag, performance.now() - t - 100); tick(); }, 100); })();
-}"""
 
 
 def stream_sizes(server: ServerProcess) -> tuple[int, int]:
@@ -88,11 +81,11 @@ def page_numbers(server: ServerProcess) -> dict[str, Any]:
         made: list[str] = []
         with server.client() as http:
             http.timeout = httpx.Timeout(300)
-            cpu_before, sample_before = _task_cpu_s(cdp), http.get("/v1/overview").json()["sample_id"]
+            cpu_before, sample_before = task_cpu_s(cdp), http.get("/v1/overview").json()["sample_id"]
             for _ in range(20):
                 made.append(http.post("/v1/claims", json={"memory": "8GiB", "compute": 10}).json()["id"])
                 time.sleep(0.5)
-            cpu_s = _task_cpu_s(cdp) - cpu_before
+            cpu_s = task_cpu_s(cdp) - cpu_before
             samples = http.get("/v1/overview").json()["sample_id"] - sample_before
             tiles, lag = page.evaluate("[window.__tiles, window.__lag]")
             for claim_id in made:
@@ -104,12 +97,6 @@ def page_numbers(server: ServerProcess) -> dict[str, Any]:
         "tiles_recreated": tiles,
         "cpu_s_per_sample": cpu_s / max(samples, 1),
     }
-
-
-def _task_cpu_s(cdp: Any) -> float:
-    return float(
-        {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}["TaskDuration"]
-    )
 
 
 def measure(src: Path | None, label: str) -> dict[str, Any]:

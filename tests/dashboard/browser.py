@@ -4,7 +4,11 @@ reason, when either is missing."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,3 +32,39 @@ if not CHROMIUM.exists():
         "no /usr/bin/chromium: as root, apt-get install -y chromium (scripts/test.sh does it)",
         allow_module_level=True,
     )
+
+
+@contextlib.contextmanager
+def signed_in_page(url: str, token: str, profile: Path, sign_in_timeout_ms: int = 10_000) -> Iterator[Any]:
+    """A dashboard page signed in with `token` in a fresh Chromium profile. It notes the URLs it
+    requested (`page.requested_urls`) and fails at exit on any JavaScript error, a CSP violation
+    included (the browser's note of a 401 is not one: the page asks before sign-in)."""
+    errors: list[str] = []
+
+    def note_console(message: Any) -> None:
+        if message.type == "error" and "status of 401" not in message.text:
+            errors.append(message.text)
+
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1440, "height": 900},
+        )
+        try:
+            page = context.new_page()
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("console", note_console)
+            page.requested_urls = urls = []
+            page.on("request", lambda request: urls.append(request.url))
+            page.goto(f"{url}/")
+            page.fill("#token", token)
+            page.click("#login-form button[type=submit]")
+            page.wait_for_selector("#conn[data-state=live]", timeout=sign_in_timeout_ms)
+            yield page
+            assert errors == [], f"JavaScript errors on the page: {errors}"
+        finally:
+            context.close()
+            shutil.rmtree(profile, ignore_errors=True)

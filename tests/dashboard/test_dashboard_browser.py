@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from browser import CHROMIUM, CHROMIUM_ARGS, sync_api
+from browser import signed_in_page
 
 from serverctl import ADMIN_TOKEN, ServerProcess
 
@@ -26,41 +25,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         proc.stop()
 
 
-def _note_console(message: Any, errors: list[str]) -> None:
-    """Console errors count, except the browser's note of a 401 (the page asks before sign-in)."""
-    if message.type == "error" and "status of 401" not in message.text:
-        errors.append(message.text)
-
-
 @pytest.fixture(scope="module")
 def page(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A signed-in dashboard page in a fresh Chromium profile."""
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1440, "height": 900},
-        )
-        try:
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.on("console", lambda message: _note_console(message, errors))
-            urls: list[str] = []
-            page.on("request", lambda request: urls.append(request.url))
-            page.goto(f"{server.url}/")
-            page.fill("#token", ADMIN_TOKEN)
-            page.click("#login-form button[type=submit]")
-            page.wait_for_selector("#conn[data-state=live]", timeout=10_000)
-            page.requested_urls = urls  # type: ignore[attr-defined]
-            yield page
-            assert errors == [], f"JavaScript errors on the page (a CSP violation is one): {errors}"
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
+    with signed_in_page(server.url, ADMIN_TOKEN, tmp_path_factory.mktemp("chromium-profile")) as page:
+        yield page
 
 
 def test_the_token_lives_only_in_an_httponly_session_cookie(page: Any) -> None:

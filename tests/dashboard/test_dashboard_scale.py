@@ -4,7 +4,6 @@ sends changes, not the whole pool, and the page patches only what changed and st
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from browser import CHROMIUM, CHROMIUM_ARGS, sync_api
+from browser import signed_in_page
+from pagewatch import WATCH, task_cpu_s
 
 from serverctl import ADMIN_TOKEN, ServerProcess
 
@@ -67,53 +67,13 @@ def test_the_stream_sends_changes_not_the_whole_pool(big_server: ServerProcess) 
 @pytest.fixture(scope="module")
 def big_page(big_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     profile = tmp_path_factory.mktemp("chromium-big")
-    with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1440, "height": 900},
-        )
-        try:
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(f"{big_server.url}/")
-            page.fill("#token", ADMIN_TOKEN)
-            page.click("#login-form button[type=submit]")
-            page.wait_for_selector("#conn[data-state=live]", timeout=90_000)
-            yield page
-            assert errors == [], f"JavaScript errors on the page: {errors}"
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
-
-
-# Counts the device tiles the page (re-)creates, and the main thread's longest stall (a 100 ms timer
-# that fires late by that much), from now on.
-WATCH = """() => {
-  window.__tiles = 0; window.__lag = 0;
-  const count = (n) =>
-    !n.classList ? 0 : n.classList.contains("device") ? 1 : n.querySelectorAll(".device").length;
-  new MutationObserver((records) => {
-    for (const r of records) for (const n of r.addedNodes) window.__tiles += count(n);
-  }).observe(document.getElementById("nodes"), { childList: true, subtree: true });
-  (function tick() { const t = performance.now(); setTimeout(() => {
-    window.__lag = Math.max(window.__lag, performance.now() - t - 100); tick(); }, 100); })();
-}"""
+    with signed_in_page(big_server.url, ADMIN_TOKEN, profile, sign_in_timeout_ms=90_000) as page:
+        yield page
 
 
 def _sample_id(server: ServerProcess) -> int:
     with server.client() as http:
         return int(http.get("/v1/overview").json()["sample_id"])
-
-
-def main_thread_cpu_s(cdp: Any) -> float:
-    """CPU seconds the page's main thread has spent in tasks (thread ticks: not inflated when
-    other processes take the machine's cores, as wall-clock stalls are)."""
-    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
-    return float(metrics["TaskDuration"])
 
 
 def test_the_page_patches_only_what_changed_and_stays_responsive(
@@ -125,7 +85,7 @@ def test_the_page_patches_only_what_changed_and_stays_responsive(
     cdp.send("Performance.enable", {"timeDomain": "threadTicks"})
     big_page.wait_for_timeout(3_000)  # let the first draw settle
     big_page.evaluate(WATCH)
-    cpu_before, sample_before = main_thread_cpu_s(cdp), _sample_id(big_server)
+    cpu_before, sample_before = task_cpu_s(cdp), _sample_id(big_server)
     made: list[str] = []
 
     def churn() -> None:  # claims arrive while the page is watched, across several samples
@@ -140,7 +100,7 @@ def test_the_page_patches_only_what_changed_and_stays_responsive(
     for claim_id in made:
         big_page.wait_for_selector(f'.seg[data-claim="{claim_id}"]', state="attached", timeout=60_000)
     big_page.wait_for_timeout(2_500)  # at least one more telemetry sample
-    cpu_s = main_thread_cpu_s(cdp) - cpu_before
+    cpu_s = task_cpu_s(cdp) - cpu_before
     samples = _sample_id(big_server) - sample_before
     tiles, lag = big_page.evaluate("[window.__tiles, window.__lag]")
     # Each claim redraws its device's tile while its utilization moves; a page that redraws the

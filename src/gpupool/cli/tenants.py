@@ -11,6 +11,7 @@ from gpupool.cli.common import JsonOpt, TokenOpt, UrlOpt, make_client
 from gpupool.cli.output import clock, console, print_json
 from gpupool.model import format_size
 from gpupool.model.quota import QuotaPublic
+from gpupool.model.wire import TenantCreated
 
 app = typer.Typer(help="Manage tenants (admin).", no_args_is_help=True)
 
@@ -42,11 +43,7 @@ def create_tenant(
     """Create a tenant and print its token (shown once; keep it safe)."""
     with make_client(url, token) as client:
         created = client.create_tenant(name)
-    if as_json:
-        print_json(created)
-        return
-    console.print(f"tenant [bold]{created.name}[/] created; its token (shown once):")
-    console.print(created.token, highlight=False, soft_wrap=True)
+    _print_token(created, as_json, "created; its token (shown once):")
 
 
 @app.command("rotate")
@@ -59,11 +56,7 @@ def rotate_token(
     """Give a tenant a new token and print it (shown once); the old token stops working at once."""
     with make_client(url, token) as client:
         rotated = client.rotate_token(name)
-    if as_json:
-        print_json(rotated)
-        return
-    console.print(f"tenant [bold]{rotated.name}[/]: old token revoked; its new token (shown once):")
-    console.print(rotated.token, highlight=False, soft_wrap=True)
+    _print_token(rotated, as_json, "has a new token and the old one is refused; the new token (shown once):")
 
 
 @app.command("delete")
@@ -158,3 +151,12 @@ def quota_text(quota: QuotaPublic) -> str:
 def _amount(gpus: float | None, memory_bytes: int | None) -> str:
     parts = [f"{gpus:g} GPU" if gpus is not None else "", format_size(memory_bytes) if memory_bytes else ""]
     return ", ".join(p for p in parts if p) or "-"
+
+
+def _print_token(created: TenantCreated, as_json: bool, what: str) -> None:
+    """A tenant's new token, shown once: as JSON, or as one line a person can copy."""
+    if as_json:
+        print_json(created)
+        return
+    console.print(f"tenant [bold]{created.name}[/] {what}")
+    console.print(created.token, highlight=False, soft_wrap=True)

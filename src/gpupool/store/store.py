@@ -594,13 +594,7 @@ class Store:
 
     def rotate_token(self, name: str, token_hash: str, actor: str = "admin") -> None:
         """Replace a tenant's token hash: the old token stops working with this commit."""
-        with self._write() as conn:
-            result = conn.execute(
-                update(schema.tenants).where(schema.tenants.c.name == name).values(token_hash=token_hash)
-            )
-            if result.rowcount != 1:
-                raise NotFound(f"tenant {name!r} not found")
-            self._event(conn, actor, "tenant.token_rotated", None, name, {"tenant": name})
+        self._update_tenant(name, {"token_hash": token_hash}, actor, "tenant.token_rotated", {"tenant": name})
 
     def delete_tenant(self, name: str, actor: str = "admin") -> list[Claim]:
         """Remove a tenant in one transaction: its token dies, its active claims are released (their
@@ -639,14 +633,18 @@ class Store:
 
     def set_run_as(self, name: str, user: str | None, actor: str) -> Tenant:
         """Map a tenant to the OS user its detached workloads run as (None removes the mapping)."""
+        self._update_tenant(name, {"run_as": user}, actor, "tenant.run_as", {"run_as": user})
+        return self.get_tenant(name)
+
+    def _update_tenant(
+        self, name: str, values: dict[str, Any], actor: str, action: str, details: dict[str, Any]
+    ) -> None:
+        """Change a tenant's row and log why, in one transaction (NotFound for an unknown name)."""
         with self._write() as conn:
-            found = conn.execute(
-                update(schema.tenants).where(schema.tenants.c.name == name).values(run_as=user)
-            )
+            found = conn.execute(update(schema.tenants).where(schema.tenants.c.name == name).values(**values))
             if found.rowcount != 1:
                 raise NotFound(f"tenant {name!r} not found")
-            self._event(conn, actor, "tenant.run_as", None, name, {"run_as": user})
-        return self.get_tenant(name)
+            self._event(conn, actor, action, None, name, details)
 
     # ------------------------------------------------------------------ events
     def add_event(

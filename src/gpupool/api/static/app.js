@@ -71,7 +71,6 @@ function connect() {
     source.close();
     setConn("idle", JSON.parse(message.data).detail || "refused");
   });
-  source.onopen = () => setConn("live", "live");
   source.onerror = async () => {
     setConn("retry", "reconnecting");
     // EventSource hides the status: ask once whether the session is still good.

@@ -55,7 +55,7 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/gpupool-k8s-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && apt-get source -qq kubernetes 2>&1 | grep -v -i 'unsandboxed\|^W:' || true)
+(cd "$work" && apt-get source -qq kubernetes 2>&1 | grep -v -i 'unsandboxed\|^W:\|dpkg-source: info' || true)
 src=$(find "$work" -maxdepth 1 -type d -name 'kubernetes-*' | head -n1)
 [[ -n $src && -f $src/cmd/kube-apiserver/apiserver.go ]] || { echo "k8s-build: no kubernetes source" >&2; exit 1; }
 
@@ -78,6 +78,7 @@ for v in k8s.io/kubernetes/vendor/k8s.io/component-base/version k8s.io/kubernete
     ldflags="$ldflags -X $v.gitVersion=v$VERSION -X $v.gitMajor=1 -X $v.gitMinor=20 -X $v.gitTreeState=clean"
 done
 mkdir -p "$CACHE"
+rm -rf "$CACHE"/bin.*  # what an interrupted earlier build left
 staging=$(mktemp -d "$CACHE/bin.XXXXXX")
 go build -trimpath -ldflags "$ldflags" -o "$staging/" ./cmd/kube-apiserver ./cmd/kube-scheduler
 # Swap the finished directory in whole, so a build killed half-way never looks cached.

@@ -12,6 +12,7 @@ import base64
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import time
@@ -213,7 +214,8 @@ class ControlPlane:
             ],
         )
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        self._wait_healthy("apiserver", f"{self.server}/readyz", verify=str(self.ca), headers=headers)
+        trust = ssl.create_default_context(cafile=str(self.ca))
+        self._wait_healthy("apiserver", f"{self.server}/readyz", verify=trust, headers=headers)
 
     def start_scheduler(self, extender_url: str, extender_ca: Path, weight: int = 10) -> None:
         """kube-scheduler with gpupool as its extender (the configuration deploy/kubernetes ships)."""

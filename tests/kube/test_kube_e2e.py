@@ -8,6 +8,7 @@ and never run.
 from __future__ import annotations
 
 import fnmatch
+import json
 import time
 from collections import defaultdict
 from typing import Any
@@ -30,6 +31,7 @@ MIXED_PODS: list[tuple[str, int, dict[str, str]]] = [
     *[(f"pair-{i}", 2, {}) for i in range(2)],
     *[(f"a100-{i}", 1, {"gpupool.io/memory": "16GiB", "gpupool.io/model": "A100*"}) for i in range(2)],
     ("h100-whole", 1, {"gpupool.io/model": "H100*"}),
+    ("a100-80", 1, {"gpupool.io/model": "A100-80GB", "gpupool.io/compute": "20"}),
     ("prio", 1, {"gpupool.io/memory": "8GiB", "gpupool.io/priority": "10", "gpupool.io/preemptible": "true"}),
     ("two-containers", 1, {"gpupool.io/memory": "12GiB"}),
 ]
@@ -52,8 +54,8 @@ def _check_no_overcommit(env: KubeEnv) -> None:
     for uuid, device in devices.items():
         assert memory[uuid] <= device["memory_total_bytes"], device
         assert compute[uuid] <= 100, device
-        assert device["allocated_memory_bytes"] == memory[uuid], device
-        assert device["allocated_compute_percent"] == compute[uuid], device
+        assert device["memory_allocated_bytes"] == memory[uuid], device
+        assert device["compute_allocated_percent"] == compute[uuid], device
 
 
 def _check_pods_match_claims(env: KubeEnv, namespace: str) -> dict[str, Obj]:
@@ -124,7 +126,8 @@ def test_mixed_pods_bind_where_gpupool_chose(kube_env: KubeEnv, namespace: str) 
                 key = _annotation_ref(env[var]).split("'")[1]
                 assert annotations[key], (name, var)
         if fractional:
-            assert annotations["gpupool.io/mps-active-thread-percentage"] == str(claim["compute_percent"])
+            threads = str(min(b["compute_percent"] for b in claim["bindings"]))
+            assert annotations["gpupool.io/mps-active-thread-percentage"] == threads
         assert claim["env"]["CUDA_VISIBLE_DEVICES"] == annotations["gpupool.io/visible-devices"]
 
     # Deleting a pod releases its claim within 5 s.
@@ -234,8 +237,9 @@ def test_malformed_request_denied_at_admission(
     with pytest.raises(ApiException) as denied:
         kube_env.kube.core.create_namespaced_pod(namespace, body)
     assert denied.value.status == 400
-    assert 'admission webhook "vgpu.gpupool.io" denied the request: gpupool: ' in denied.value.body
-    assert expected in denied.value.body
+    message = json.loads(denied.value.body)["message"]  # what kubectl prints
+    assert message.startswith('admission webhook "vgpu.gpupool.io" denied the request: gpupool: ')
+    assert expected in message
     assert kube_env.kube.pod(namespace, "bad") is None
 
 

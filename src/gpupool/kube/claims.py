@@ -3,20 +3,29 @@
 Shared by the extender (which creates claims at bind) and the pod controller (which releases
 them): `binding(uid)` marks a bind in flight, so a concurrent reconcile never releases the claim
 of a pod whose Binding is still being written.
+
+Reservations are kube-scheduler's "assume" on gpupool's side: kube-scheduler binds a pod in the
+background while it already places the next ones, so the room gpupool planned for a pod at
+filter time is held (in memory, for `RESERVATION_TTL_S` at most) until that pod's bind, and
+the next pods are judged without it.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from gpupool.isolation import launch_env
 from gpupool.kube import keys
-from gpupool.model import Claim, ClaimState
+from gpupool.model import Binding, Claim, ClaimState
 from gpupool.pool import PoolService
 
+RESERVATION_TTL_S = 30.0
+"""How long room planned for a pod at filter time waits for its bind, in seconds (kube-scheduler
+binds within milliseconds unless a later plugin turns the pod back)."""
 ACTOR = "kubernetes"
 """The actor of every event the Kubernetes adapter writes to the audit trail."""
 
@@ -56,6 +65,7 @@ class PodClaims:
         self.pool = pool
         self._lock = threading.Lock()
         self._in_flight: dict[str, _InFlight] = {}
+        self._reserved: dict[str, tuple[tuple[Binding, ...], float]] = {}  # UID -> (room, until)
 
     def active(self) -> dict[str, Claim]:
         """Pod UID -> its active claim (pending or bound)."""
@@ -85,6 +95,23 @@ class PodClaims:
                 entry.holders -= 1
                 if entry.holders == 0:
                     del self._in_flight[uid]
+
+    def reserve(self, uid: str, bindings: tuple[Binding, ...], now: float | None = None) -> None:
+        """Hold room for pod `uid` until its bind (or the TTL); a new plan replaces the old."""
+        until = (time.monotonic() if now is None else now) + RESERVATION_TTL_S
+        with self._lock:
+            self._reserved[uid] = (bindings, until)
+
+    def unreserve(self, uid: str) -> None:
+        with self._lock:
+            self._reserved.pop(uid, None)
+
+    def held(self, except_uid: str = "", now: float | None = None) -> list[Binding]:
+        """The room reserved for other pods (expired reservations are dropped)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._reserved = {uid: entry for uid, entry in self._reserved.items() if entry[1] > now}
+            return [b for uid, (room, _) in self._reserved.items() if uid != except_uid for b in room]
 
     def in_flight(self, uid: str) -> bool:
         with self._lock:

@@ -57,6 +57,7 @@ class PodController:
         with self._lock:
             if kind == "DELETED":
                 self._pods.pop(uid, None)
+                self.claims.unreserve(uid)
             elif _ours(pod):
                 self._pods[uid] = pod
             else:

@@ -55,12 +55,16 @@ class Extender:
             return _filter_answer(args, [], {name: REASON_PREFIX + exc.message for name in names})
         if spec is None:  # not ours to judge
             return _filter_answer(args, names, {})
+        uid = pods.uid(pod)
         verdicts = self._verdicts(pod, spec, names)
         keep = [v.node for v in verdicts if v.fits]
         failed = {v.node: REASON_PREFIX + v.reason for v in verdicts if not v.fits}
         best = next((v.node for v in verdicts if v.best), "")
         if best:
-            self._remember(pods.uid(pod), best)
+            self._remember(uid, best)
+            plan = self.pool.plan_on_node(spec, best, held=self.claims.held(except_uid=uid))
+            if plan.ok:
+                self.claims.reserve(uid, plan.bindings)
         return _filter_answer(args, keep, failed)
 
     # -------------------------------------------------------------- prioritize
@@ -83,7 +87,8 @@ class Extender:
             node = bound_node(existing)
             why = f"this pod's claim {existing.id} is bound on node {node}"
             return [NodeVerdict(n, n == node, "" if n == node else why, best=n == node) for n in names]
-        return self.pool.assess_nodes(pods.namespace(pod), spec, names)
+        held = self.claims.held(except_uid=pods.uid(pod))
+        return self.pool.assess_nodes(pods.namespace(pod), spec, names, held=held)
 
     # -------------------------------------------------------------------- bind
     def bind(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -110,7 +115,10 @@ class Extender:
             return
         spec = replace(spec, labels=pods.claim_labels(pod))
         with self.claims.binding(uid):
-            claim, created = self._claim_for(pod, spec, node)
+            try:
+                claim, created = self._claim_for(pod, spec, node)
+            finally:
+                self.claims.unreserve(uid)  # recorded now, or refused: either way no longer planned
             try:
                 self.api.bind(namespace, name, uid, node, bound_annotations(claim))
             except KubeApiError as exc:
@@ -130,7 +138,8 @@ class Extender:
                 return existing, False
             self.claims.release(existing, f"kube-scheduler chose node {node} instead")
         tenant = Tenant(name=pods.namespace(pod))
-        return self.pool.claim_on_node(tenant, spec, node, actor=ACTOR), True
+        held = self.claims.held(except_uid=pods.uid(pod))
+        return self.pool.claim_on_node(tenant, spec, node, actor=ACTOR, held=held), True
 
     def _already_bound(self, namespace: str, name: str, node: str, claim: Claim) -> bool:
         try:

@@ -8,6 +8,8 @@ gpupool without an active claim are reported).
 from __future__ import annotations
 
 import random
+import threading
+import time
 
 from controlplane import wait_for
 from test_kube_e2e import _check_no_overcommit, _check_pods_match_claims
@@ -16,28 +18,55 @@ from conftest import KubeEnv
 from gpupool.model import Binding, ClaimSpec, ClaimState, GiB
 from gpupool.store import Store
 
+# About 6 of the 8 GPUs: every pod fits once gpupool is back.
 SIZES = [
-    {"gpupool.io/memory": "10GiB", "gpupool.io/compute": "25"},
-    {"gpupool.io/memory": "30GiB"},
-    {"gpupool.io/compute": "50"},
-    {},
+    *[{} for _ in range(2)],
+    *[{"gpupool.io/memory": "30GiB"} for _ in range(5)],
+    *[{"gpupool.io/memory": "10GiB", "gpupool.io/compute": "25"} for _ in range(5)],
+    *[{"gpupool.io/compute": "25"} for _ in range(4)],
 ]
 
 
 def test_kill9_during_a_burst_loses_and_double_books_nothing(kube_env: KubeEnv, namespace: str) -> None:
+    """Pods keep coming (one every 50 ms) while gpupool is killed with SIGKILL and started again;
+    creations refused meanwhile (the webhook fails closed) are retried, as a controller would."""
+    from kubernetes.client import ApiException
+
     kube = kube_env.kube
     group, _nodes = kube_env.node_group(["4xH100-80GB", "4xH100-80GB"])
-    rng = random.Random(11)
-    names = [f"p{i}" for i in range(16)]
-    for name in names:
-        kube.create_pod(namespace, name, group, annotations=rng.choice(SIZES))
-    wait_for(
-        "a few pods bound",
-        lambda: sum(bool(p["spec"].get("nodeName")) for p in kube.pods(namespace)) >= 3,
-        timeout_s=60,
-        every_s=0.05,
-    )
-    kube_env.restart_gpupool(kill9=True)  # in the middle of the burst
+    sizes = list(SIZES)
+    random.Random(11).shuffle(sizes)
+    names = [f"p{i}" for i in range(len(sizes))]
+    refused: list[str] = []
+
+    def create_all() -> None:
+        for name, size in zip(names, sizes, strict=True):
+            while True:
+                try:
+                    kube.create_pod(namespace, name, group, annotations=size)
+                    break
+                except ApiException as exc:  # gpupool's webhook is down
+                    refused.append(f"{name}: {exc.status}")
+                    time.sleep(0.2)
+            time.sleep(0.05)
+
+    creator = threading.Thread(target=create_all)
+    creator.start()
+    try:
+        wait_for(
+            "a few pods bound",
+            lambda: sum(bool(p["spec"].get("nodeName")) for p in kube.pods(namespace)) >= 3,
+            timeout_s=60,
+            every_s=0.05,
+        )
+        kube_env.server.kill9()
+        state = kube.pods(namespace)
+        created, bound = len(state), sum(bool(p["spec"].get("nodeName")) for p in state)
+        kube_env.server.start(timeout_s=60)
+    finally:
+        creator.join(timeout=120)
+    print(f"killed at {created} of {len(names)} pods created, {bound} bound; {len(refused)} refused")
+    assert bound < len(names)  # the kill came in the middle
     for name in names:
         kube.wait_bound(namespace, name, timeout_s=120)
     claims = _check_pods_match_claims(kube_env, namespace)
@@ -61,7 +90,7 @@ def test_restart_converges_claims_to_pods(kube_env: KubeEnv, namespace: str) -> 
     before = gpupool.pod_claims("bound")
     roomiest = max(
         (d for d in gpupool.devices() if d["node"] == node),
-        key=lambda d: d["memory_total_bytes"] - d["allocated_memory_bytes"],
+        key=lambda d: d["memory_total_bytes"] - d["memory_allocated_bytes"],
     )
 
     kube_env.server.kill9()

@@ -42,15 +42,22 @@ class PodController:
         self._evicted: set[str] = set()  # pod UIDs whose eviction was asked
         self._reported: set[str] = set()  # pod UIDs reported as bound without a claim
         self._allocations: dict[str, tuple[int, int]] | None = None
+        self._listed = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._tick_loop, name="gpupool-kube-tick", daemon=True)
 
     # ------------------------------------------------------------- informer
     def on_list(self, items: list[Pod]) -> None:
-        """A full list of pods: replace the cache and reconcile everything."""
+        """A full list of pods: replace the cache and reconcile everything. After the first one
+        (gpupool just started), Pending vGPU pods are requeued: kube-scheduler parks pods whose
+        extender call failed while gpupool was down for up to a minute."""
         with self._lock:
+            first = not self._listed
+            self._listed = True
             self._pods = {pods.uid(p): p for p in items if _ours(p)}
             self.reconcile()
+        if first:
+            self._requeue_waiting()
 
     def on_event(self, kind: str, pod: Pod) -> None:
         uid = pods.uid(pod)

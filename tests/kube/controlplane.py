@@ -96,7 +96,6 @@ class ControlPlane:
     etcd_port: int = field(default_factory=free_port)
     etcd_peer_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
-    scheduler_port: int = field(default_factory=free_port)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     etcd_data: Path | None = None
 
@@ -217,35 +216,48 @@ class ControlPlane:
         trust = ssl.create_default_context(cafile=str(self.ca))
         self._wait_healthy("apiserver", f"{self.server}/readyz", verify=trust, headers=headers)
 
-    def start_scheduler(self, extender_url: str, extender_ca: Path, weight: int = 10) -> None:
-        """kube-scheduler with gpupool as its extender (the configuration deploy/kubernetes ships)."""
-        config = self.run / "scheduler-config.yaml"
-        config.write_text(
+    def start_scheduler(
+        self,
+        extender_url: str | None,
+        extender_ca: Path | None = None,
+        scheduler_name: str = "default-scheduler",
+        weight: int = 10,
+    ) -> None:
+        """A kube-scheduler serving `scheduler_name`, with gpupool as its extender when a URL is
+        given (the configuration deploy/kubernetes/scheduler.yaml ships)."""
+        process = "scheduler" if scheduler_name == "default-scheduler" else f"scheduler-{scheduler_name}"
+        port = free_port()
+        config = self.run / f"{process}.yaml"
+        text = (
             "apiVersion: kubescheduler.config.k8s.io/v1beta1\n"
             "kind: KubeSchedulerConfiguration\n"
             f"clientConnection: {{kubeconfig: '{self.kubeconfig('scheduler')}'}}\n"
             "leaderElection: {leaderElect: false}\n"
-            f"healthzBindAddress: 127.0.0.1:{self.scheduler_port}\n"
-            f"metricsBindAddress: 127.0.0.1:{self.scheduler_port}\n"
-            "extenders:\n"
-            f"- urlPrefix: '{extender_url}/scheduler'\n"
-            "  filterVerb: filter\n"
-            "  prioritizeVerb: prioritize\n"
-            "  bindVerb: bind\n"
-            f"  weight: {weight}\n"
-            "  enableHTTPS: true\n"
-            f"  tlsConfig: {{caFile: '{extender_ca}'}}\n"
-            "  nodeCacheCapable: true\n"
-            "  ignorable: false\n"
-            "  httpTimeout: 30s\n"
-            "  managedResources:\n"
-            "  - {name: gpupool.io/vgpu, ignoredByScheduler: true}\n"
+            f"healthzBindAddress: 127.0.0.1:{port}\n"
+            f"metricsBindAddress: 127.0.0.1:{port}\n"
+            f"profiles: [{{schedulerName: {scheduler_name}}}]\n"
         )
+        if extender_url is not None:
+            text += (
+                "extenders:\n"
+                f"- urlPrefix: '{extender_url}/scheduler'\n"
+                "  filterVerb: filter\n"
+                "  prioritizeVerb: prioritize\n"
+                "  bindVerb: bind\n"
+                f"  weight: {weight}\n"
+                "  enableHTTPS: true\n"
+                f"  tlsConfig: {{caFile: '{extender_ca}'}}\n"
+                "  nodeCacheCapable: true\n"
+                "  ignorable: false\n"
+                "  httpTimeout: 30s\n"
+                "  managedResources:\n"
+                "  - {name: gpupool.io/vgpu, ignoredByScheduler: true}\n"
+            )
+        config.write_text(text)
         self._spawn(
-            "scheduler",
-            [str(BIN_DIR / "kube-scheduler"), f"--config={config}", "--secure-port=0", "--v=2"],
+            process, [str(BIN_DIR / "kube-scheduler"), f"--config={config}", "--secure-port=0", "--v=2"]
         )
-        self._wait_healthy("scheduler", f"http://127.0.0.1:{self.scheduler_port}/healthz")
+        self._wait_healthy(process, f"http://127.0.0.1:{port}/healthz")
 
     def stop(self) -> None:
         """Stop what we started, by PID, newest first (SIGTERM, then SIGKILL after 10 s)."""

@@ -95,9 +95,11 @@ class Kube:
         vgpus: int = 1,
         annotations: dict[str, str] | None = None,
         containers: int = 1,
+        scheduler_name: str | None = None,
     ) -> Obj:
         """A pod asking for `vgpus` (on the first container), kept on the nodes of `group`."""
         spec: Obj = {
+            **({"schedulerName": scheduler_name} if scheduler_name else {}),
             "nodeSelector": {"gpupool-test": group},
             "containers": [
                 {

@@ -10,14 +10,12 @@ from __future__ import annotations
 import fnmatch
 import json
 import time
-from collections import defaultdict
 from typing import Any
 
 import pytest
 from controlplane import wait_for
+from kubeenv import KubeEnv, check_no_overcommit, check_pods_match_claims
 from kubetest import GiB
-
-from conftest import KubeEnv
 
 Obj = dict[str, Any]
 
@@ -42,44 +40,6 @@ def _annotation_ref(env: Obj) -> str:
     return str(env.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath", ""))
 
 
-def _check_no_overcommit(env: KubeEnv) -> None:
-    """From the claims, and from gpupool's own device counters: nothing is above capacity."""
-    devices = {d["uuid"]: d for d in env.gpupool.devices()}
-    memory: dict[str, int] = defaultdict(int)
-    compute: dict[str, int] = defaultdict(int)
-    for claim in env.gpupool.claims("bound"):
-        for binding in claim["bindings"]:
-            memory[binding["device_uuid"]] += binding["memory_bytes"]
-            compute[binding["device_uuid"]] += binding["compute_percent"]
-    for uuid, device in devices.items():
-        assert memory[uuid] <= device["memory_total_bytes"], device
-        assert compute[uuid] <= 100, device
-        assert device["memory_allocated_bytes"] == memory[uuid], device
-        assert device["compute_allocated_percent"] == compute[uuid], device
-
-
-def _check_pods_match_claims(env: KubeEnv, namespace: str) -> dict[str, Obj]:
-    """Every bound vGPU pod has exactly one bound claim, on its node, named in its annotations."""
-    claims = env.gpupool.pod_claims("bound")
-    found: dict[str, Obj] = {}
-    for pod in env.kube.pods(namespace):
-        uid, node = pod["metadata"]["uid"], pod["spec"].get("nodeName")
-        if not node:
-            assert uid not in claims, f"{pod['metadata']['name']} is Pending but has a bound claim"
-            continue
-        claim = claims[uid]
-        notes = pod["metadata"]["annotations"]
-        assert {b["node"] for b in claim["bindings"]} == {node}
-        assert notes["gpupool.io/claim"] == claim["id"]
-        assert notes["gpupool.io/tenant"] == namespace == claim["tenant"]
-        assert notes["gpupool.io/visible-devices"] == ",".join(b["device_uuid"] for b in claim["bindings"])
-        found[pod["metadata"]["name"]] = claim
-    pods_uids = {p["metadata"]["uid"] for p in env.kube.pods(namespace)}
-    ours = {uid for uid, c in claims.items() if c["tenant"] == namespace}
-    assert ours <= pods_uids, "a claim outlived its pod"
-    return found
-
-
 def test_mixed_pods_bind_where_gpupool_chose(kube_env: KubeEnv, namespace: str) -> None:
     kube = kube_env.kube
     group, _nodes = kube_env.node_group(MIXED_NODES)
@@ -88,9 +48,9 @@ def test_mixed_pods_bind_where_gpupool_chose(kube_env: KubeEnv, namespace: str) 
     assert len(MIXED_PODS) == 20
     for name, _vgpus, _notes in MIXED_PODS:
         kube.wait_bound(namespace, name, timeout_s=120)
-    claims = _check_pods_match_claims(kube_env, namespace)
+    claims = check_pods_match_claims(kube_env, namespace)
     assert len(claims) == 20
-    _check_no_overcommit(kube_env)
+    check_no_overcommit(kube_env)
 
     devices = {d["uuid"]: d for d in kube_env.gpupool.devices()}
     picks = {e["details"]["pod"]: e["details"] for e in kube_env.gpupool.events("kube.pod.bound")}
@@ -144,7 +104,7 @@ def test_mixed_pods_bind_where_gpupool_chose(kube_env: KubeEnv, namespace: str) 
     print(f"claim released {released_after:.2f} s after the pod was deleted")
     (ended,) = [c for c in kube_env.gpupool.claims("released") if c["id"] == victim["id"]]
     assert ended["reason"] == "pod deleted"
-    _check_no_overcommit(kube_env)
+    check_no_overcommit(kube_env)
 
 
 def test_pod_waits_with_gpupools_reason_then_binds(kube_env: KubeEnv, namespace: str) -> None:
@@ -172,7 +132,7 @@ def test_pod_waits_with_gpupools_reason_then_binds(kube_env: KubeEnv, namespace:
     bound = kube.wait_bound(namespace, "second", timeout_s=30)
     print(f"waiting pod bound {time.monotonic() - started:.2f} s after the other was deleted")
     assert bound["spec"]["nodeName"] == node
-    _check_pods_match_claims(kube_env, namespace)
+    check_pods_match_claims(kube_env, namespace)
 
 
 def test_namespace_quota_holds(kube_env: KubeEnv, namespace: str) -> None:

@@ -12,9 +12,8 @@ import threading
 import time
 
 from controlplane import wait_for
-from test_kube_e2e import _check_no_overcommit, _check_pods_match_claims
+from kubeenv import KubeEnv, check_no_overcommit, check_pods_match_claims
 
-from conftest import KubeEnv
 from gpupool.model import Binding, ClaimSpec, ClaimState, GiB
 from gpupool.store import Store
 
@@ -69,9 +68,9 @@ def test_kill9_during_a_burst_loses_and_double_books_nothing(kube_env: KubeEnv, 
     assert bound < len(names)  # the kill came in the middle
     for name in names:
         kube.wait_bound(namespace, name, timeout_s=120)
-    claims = _check_pods_match_claims(kube_env, namespace)
+    claims = check_pods_match_claims(kube_env, namespace)
     assert len(claims) == len(names)
-    _check_no_overcommit(kube_env)
+    check_no_overcommit(kube_env)
     mine = [c for c in kube_env.gpupool.claims("pending,bound") if c["tenant"] == namespace]
     assert len(mine) == len(names), "a claim without a pod, or two claims for one pod"
 
@@ -125,4 +124,4 @@ def test_restart_converges_claims_to_pods(kube_env: KubeEnv, namespace: str) -> 
     active = gpupool.pod_claims()
     assert active[uids["kept"]]["id"] == before[uids["kept"]]["id"]  # untouched
     assert "GpupoolClaimMissing" in [e["reason"] for e in kube.events(namespace, "claim-lost")]
-    _check_no_overcommit(kube_env)
+    check_no_overcommit(kube_env)

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from gpupool.isolation import launch_env
 from gpupool.kube import keys
-from gpupool.model import Binding, Claim, ClaimState
+from gpupool.model import Binding, Claim, ClaimSpec, ClaimState, Tenant
 from gpupool.pool import PoolService
 
 RESERVATION_TTL_S = 30.0
@@ -31,7 +31,15 @@ ACTOR = "kubernetes"
 
 
 def is_kube_claim(claim: Claim) -> bool:
-    return claim.spec.labels.get(keys.LABEL_ORIGIN) == keys.ORIGIN and keys.LABEL_POD_UID in claim.spec.labels
+    """A claim of a pod: made by the extender, owned by the pod's namespace (so a tenant who labels
+    a claim of its own like one can only ever point it at pods of its own namespace)."""
+    labels = claim.spec.labels
+    namespace = labels.get(keys.LABEL_POD, "").partition("/")[0]
+    return (
+        labels.get(keys.LABEL_ORIGIN) == keys.ORIGIN
+        and keys.LABEL_POD_UID in labels
+        and claim.tenant == namespace
+    )
 
 
 def pod_uid_of(claim: Claim) -> str:
@@ -59,21 +67,61 @@ class _InFlight:
 
 
 class PodClaims:
-    """Active claims of pods, and the binds in flight (thread-safe)."""
+    """Active claims of pods, and the binds in flight (thread-safe).
+
+    Pod UID -> claim id is indexed in memory: rebuilt from the store by every full `active()`
+    (start-up, each resync) and kept up by `create`; `for_pod` checks the claim is still active
+    in the store, so a claim ended elsewhere (admin, preemption) is never taken for a live one.
+    """
 
     def __init__(self, pool: PoolService) -> None:
         self.pool = pool
         self._lock = threading.Lock()
         self._in_flight: dict[str, _InFlight] = {}
         self._reserved: dict[str, tuple[tuple[Binding, ...], float]] = {}  # UID -> (room, until)
+        self._by_uid: dict[str, str] | None = None  # pod UID -> claim id
+        self._created: dict[str, str] = {}  # created since the last full list began
 
     def active(self) -> dict[str, Claim]:
-        """Pod UID -> its active claim (pending or bound)."""
+        """Pod UID -> its active claim (pending or bound), read whole from the store."""
         claims = self.pool.store.list_claims(states=[ClaimState.PENDING, ClaimState.BOUND], limit=1_000_000)
-        return {pod_uid_of(c): c for c in claims if is_kube_claim(c)}
+        found = {pod_uid_of(c): c for c in claims if is_kube_claim(c)}
+        with self._lock:
+            index = {uid: claim.id for uid, claim in found.items()}
+            for uid, claim_id in self._created.items():  # made while the list was read
+                index.setdefault(uid, claim_id)
+            self._created = {}
+            self._by_uid = index
+        return found
 
     def for_pod(self, uid: str) -> Claim | None:
-        return self.active().get(uid) if uid else None
+        """The pod's active claim, or None."""
+        if not uid:
+            return None
+        with self._lock:
+            index = self._by_uid
+        if index is None:
+            return self.active().get(uid)
+        claim_id = index.get(uid)
+        if claim_id is None:
+            return None
+        claim = self.pool.store.get_claim(claim_id)
+        if claim.state.is_active:
+            return claim
+        with self._lock:
+            if index.get(uid) == claim_id:
+                index.pop(uid, None)
+        return None
+
+    def create(self, tenant: Tenant, spec: ClaimSpec, node: str, held: Sequence[Binding] = ()) -> Claim:
+        """Record the pod's claim bound on `node` (`PoolService.claim_on_node`) and index it."""
+        claim = self.pool.claim_on_node(tenant, spec, node, actor=ACTOR, held=held)
+        uid = pod_uid_of(claim)
+        with self._lock:
+            self._created[uid] = claim.id
+            if self._by_uid is not None:
+                self._by_uid[uid] = claim.id
+        return claim
 
     def release(self, claim: Claim, reason: str) -> Claim:
         """End the claim (idempotent) and let waiting claims take the room."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
@@ -32,7 +33,10 @@ log = logging.getLogger("gpupool.kube")
 
 MAX_EXTENDER_SCORE = 10  # kube-scheduler's extender scores are 0..10
 REASON_PREFIX = "gpupool: "
-MAX_REMEMBERED_PICKS = 10_000
+MAX_REMEMBERED = 10_000  # pods whose last filter is remembered (for prioritize and the audit trail)
+REUSE_S = 2.0
+"""prioritize follows filter within milliseconds in one scheduling cycle: within this many seconds
+it reuses filter's assessment instead of ranking the same nodes again."""
 
 
 class Extender:
@@ -42,7 +46,8 @@ class Extender:
         self.pool = pool
         self.api = api
         self.claims = claims
-        self._picks: OrderedDict[str, str] = OrderedDict()  # pod UID -> gpupool's node at last filter
+        # pod UID -> (when, verdicts) of its last filter
+        self._assessed: OrderedDict[str, tuple[float, list[NodeVerdict]]] = OrderedDict()
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ filter
@@ -60,8 +65,8 @@ class Extender:
         keep = [v.node for v in verdicts if v.fits]
         failed = {v.node: REASON_PREFIX + v.reason for v in verdicts if not v.fits}
         best = next((v.node for v in verdicts if v.best), "")
+        self._remember(uid, verdicts)
         if best:
-            self._remember(uid, best)
             plan = self.pool.plan_on_node(spec, best, held=self.claims.held(except_uid=uid))
             if plan.ok:
                 self.claims.reserve(uid, plan.bindings)
@@ -77,7 +82,9 @@ class Extender:
             spec = None
         if spec is None:
             return [{"Host": name, "Score": 0} for name in names]
-        verdicts = self._verdicts(pod, spec, names)
+        verdicts = self._recalled(pods.uid(pod), names)
+        if verdicts is None:
+            verdicts = self._verdicts(pod, spec, names)
         return [{"Host": v.node, "Score": extender_score(v, verdicts)} for v in verdicts]
 
     def _verdicts(self, pod: pods.Pod, spec: ClaimSpec, names: list[str]) -> list[NodeVerdict]:
@@ -139,7 +146,7 @@ class Extender:
             self.claims.release(existing, f"kube-scheduler chose node {node} instead")
         tenant = Tenant(name=pods.namespace(pod))
         held = self.claims.held(except_uid=pods.uid(pod))
-        return self.pool.claim_on_node(tenant, spec, node, actor=ACTOR, held=held), True
+        return self.claims.create(tenant, spec, node, held), True
 
     def _already_bound(self, namespace: str, name: str, node: str, claim: Claim) -> bool:
         try:
@@ -153,16 +160,27 @@ class Extender:
         )
 
     # ----------------------------------------------------------------- helpers
-    def _remember(self, uid: str, node: str) -> None:
+    def _remember(self, uid: str, verdicts: list[NodeVerdict]) -> None:
         with self._lock:
-            self._picks[uid] = node
-            self._picks.move_to_end(uid)
-            while len(self._picks) > MAX_REMEMBERED_PICKS:
-                self._picks.popitem(last=False)
+            self._assessed[uid] = (time.monotonic(), verdicts)
+            self._assessed.move_to_end(uid)
+            while len(self._assessed) > MAX_REMEMBERED:
+                self._assessed.popitem(last=False)
+
+    def _recalled(self, uid: str, names: list[str]) -> list[NodeVerdict] | None:
+        """The last filter's verdicts for exactly these nodes, if recent enough (else None)."""
+        with self._lock:
+            at, verdicts = self._assessed.get(uid, (0.0, []))
+        by_node = {v.node: v for v in verdicts}
+        if time.monotonic() - at > REUSE_S or not set(names) <= by_node.keys():
+            return None
+        return [by_node[name] for name in names]
 
     def _picked(self, uid: str) -> str:
+        """gpupool's node for the pod at its last filter ('' when not known), forgotten after."""
         with self._lock:
-            return self._picks.pop(uid, "")
+            _at, verdicts = self._assessed.pop(uid, (0.0, []))
+        return next((v.node for v in verdicts if v.best), "")
 
 
 def extender_score(verdict: NodeVerdict, verdicts: list[NodeVerdict]) -> int:

@@ -53,13 +53,12 @@ def test_mixed_pods_bind_where_gpupool_chose(kube_env: KubeEnv, namespace: str) 
     check_no_overcommit(kube_env)
 
     devices = {d["uuid"]: d for d in kube_env.gpupool.devices()}
-    picks = {e["details"]["pod"]: e["details"] for e in kube_env.gpupool.events("kube.pod.bound")}
     for name, vgpus, notes in MIXED_PODS:
         pod = kube.pod(namespace, name)
         assert pod is not None
         claim = claims[name]
         # kube-scheduler took the node gpupool's policy ranked first among those its own filters passed
-        assert picks[f"{namespace}/{name}"]["gpupool_pick"] == pod["spec"]["nodeName"], name
+        assert claim["labels"]["gpupool.io/preferred-node"] == pod["spec"]["nodeName"], name
         assert len(claim["bindings"]) == vgpus
         models = {devices[b["device_uuid"]]["model"] for b in claim["bindings"]}
         if "gpupool.io/model" in notes:

@@ -18,13 +18,13 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gpupool.errors import CapacityError, InvalidRequest
 from gpupool.kube import keys, pods
 from gpupool.kube.apiclient import KubeApi, KubeApiError
-from gpupool.kube.claims import ACTOR, PodClaims, bound_annotations, bound_node
+from gpupool.kube.claims import PodClaims, bound_annotations, bound_node
 from gpupool.model import Claim, ClaimSpec, Tenant
 from gpupool.pool import PoolService
 from gpupool.scheduler import NodeVerdict
@@ -46,8 +46,7 @@ class Extender:
         self.pool = pool
         self.api = api
         self.claims = claims
-        # pod UID -> (when, verdicts) of its last filter
-        self._assessed: OrderedDict[str, tuple[float, list[NodeVerdict]]] = OrderedDict()
+        self._assessed: OrderedDict[str, _Assessed] = OrderedDict()  # pod UID -> its last filter
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ filter
@@ -65,7 +64,7 @@ class Extender:
         keep = [v.node for v in verdicts if v.fits]
         failed = {v.node: REASON_PREFIX + v.reason for v in verdicts if not v.fits}
         best = next((v.node for v in verdicts if v.best), "")
-        self._remember(uid, verdicts)
+        self._remember(uid, _Assessed(time.monotonic(), pod, verdicts))
         if best:
             plan = self.pool.plan_on_node(spec, best, held=self.claims.held(except_uid=uid))
             if plan.ok:
@@ -113,14 +112,20 @@ class Extender:
         return {"Error": ""}
 
     def _bind(self, namespace: str, name: str, uid: str, node: str) -> None:
-        pod = self.api.get_pod(namespace, name)
+        assessed = self._forget(uid)
+        # The pod as filter saw it (this scheduling cycle's), else as the API server has it now.
+        pod = assessed.pod if assessed is not None else self.api.get_pod(namespace, name)
         if pod is None or pods.uid(pod) != uid:
             raise InvalidRequest(f"pod {namespace}/{name} ({uid}) no longer exists")
         spec = pods.claim_spec(pod)
         if spec is None:  # kube-scheduler sends only pods with a managed resource; bind it anyway
             self.api.bind(namespace, name, uid, node, {})
             return
-        spec = replace(spec, labels=pods.claim_labels(pod))
+        labels = pods.claim_labels(pod)
+        preferred = next((v.node for v in assessed.verdicts if v.best), "") if assessed else ""
+        if preferred:  # where gpupool wanted it, for the record (kube-scheduler may weigh otherwise)
+            labels[keys.LABEL_PREFERRED_NODE] = preferred
+        spec = replace(spec, labels=labels)
         with self.claims.binding(uid):
             try:
                 claim, created = self._claim_for(pod, spec, node)
@@ -134,8 +139,6 @@ class Extender:
                 if created:
                     self.claims.release(claim, f"binding the pod failed: {exc.message}")
                 raise
-        details = {"pod": pods.key(pod), "node": node, "gpupool_pick": self._picked(uid)}
-        self.pool.store.add_event(ACTOR, "kube.pod.bound", claim.id, claim.tenant, details)
 
     def _claim_for(self, pod: pods.Pod, spec: ClaimSpec, node: str) -> tuple[Claim, bool]:
         """The pod's claim bound on `node`: the one a retried bind left, or a new one."""
@@ -160,9 +163,9 @@ class Extender:
         )
 
     # ----------------------------------------------------------------- helpers
-    def _remember(self, uid: str, verdicts: list[NodeVerdict]) -> None:
+    def _remember(self, uid: str, assessed: _Assessed) -> None:
         with self._lock:
-            self._assessed[uid] = (time.monotonic(), verdicts)
+            self._assessed[uid] = assessed
             self._assessed.move_to_end(uid)
             while len(self._assessed) > MAX_REMEMBERED:
                 self._assessed.popitem(last=False)
@@ -170,17 +173,25 @@ class Extender:
     def _recalled(self, uid: str, names: list[str]) -> list[NodeVerdict] | None:
         """The last filter's verdicts for exactly these nodes, if recent enough (else None)."""
         with self._lock:
-            at, verdicts = self._assessed.get(uid, (0.0, []))
-        by_node = {v.node: v for v in verdicts}
-        if time.monotonic() - at > REUSE_S or not set(names) <= by_node.keys():
+            assessed = self._assessed.get(uid)
+        if assessed is None or time.monotonic() - assessed.at > REUSE_S:
+            return None
+        by_node = {v.node: v for v in assessed.verdicts}
+        if not set(names) <= by_node.keys():
             return None
         return [by_node[name] for name in names]
 
-    def _picked(self, uid: str) -> str:
-        """gpupool's node for the pod at its last filter ('' when not known), forgotten after."""
+    def _forget(self, uid: str) -> _Assessed | None:
+        """The pod's last filter (if remembered), forgotten: its bind has come."""
         with self._lock:
-            _at, verdicts = self._assessed.pop(uid, (0.0, []))
-        return next((v.node for v in verdicts if v.best), "")
+            return self._assessed.pop(uid, None)
+
+
+@dataclass(frozen=True)
+class _Assessed:
+    at: float  # time.monotonic() of the filter call
+    pod: pods.Pod
+    verdicts: list[NodeVerdict]
 
 
 def extender_score(verdict: NodeVerdict, verdicts: list[NodeVerdict]) -> int:

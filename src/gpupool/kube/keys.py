@@ -40,6 +40,7 @@ LABEL_ORIGIN = "gpupool.io/origin"
 ORIGIN = "kubernetes"
 LABEL_POD = "gpupool.io/pod"  # namespace/name
 LABEL_POD_UID = "gpupool.io/pod-uid"
+LABEL_PREFERRED_NODE = "gpupool.io/preferred-node"  # gpupool's pick among kube-scheduler's candidates
 
 ENV_FROM_ANNOTATION: dict[str, str] = {
     "CUDA_VISIBLE_DEVICES": BOUND_VISIBLE_DEVICES,

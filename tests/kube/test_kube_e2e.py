@@ -212,13 +212,19 @@ def test_plain_pods_pass_untouched(kube_env: KubeEnv, namespace: str) -> None:
     assert pod["metadata"]["uid"] not in kube_env.gpupool.pod_claims()
 
 
+def _one_bound_pod(kube_env: KubeEnv, namespace: str, name: str, annotations: dict[str, str]) -> Obj:
+    """A pod alone on a fresh 1-GPU node, bound; returns its claim."""
+    group, _nodes = kube_env.node_group(["1xH100-80GB"])
+    kube_env.kube.create_pod(namespace, name, group, annotations=annotations)
+    uid = kube_env.kube.wait_bound(namespace, name)["metadata"]["uid"]
+    return dict(wait_for("its claim", lambda: kube_env.gpupool.pod_claims("bound").get(uid)))
+
+
 def test_finished_pod_releases_its_claim(kube_env: KubeEnv, namespace: str) -> None:
     kube = kube_env.kube
-    group, _nodes = kube_env.node_group(["1xH100-80GB"])
-    kube.create_pod(namespace, "job", group, annotations={"gpupool.io/compute": "30"})
-    pod = kube.wait_bound(namespace, "job")
-    uid = pod["metadata"]["uid"]
-    wait_for("its claim", lambda: uid in kube_env.gpupool.pod_claims("bound"))
+    uid = _one_bound_pod(kube_env, namespace, "job", {"gpupool.io/compute": "30"})["labels"][
+        "gpupool.io/pod-uid"
+    ]
     # No kubelet here: report the pod's end as a kubelet would, through the status subresource.
     kube.core.patch_namespaced_pod_status("job", namespace, {"status": {"phase": "Succeeded"}})
     wait_for("the claim of the Succeeded pod released", lambda: uid not in kube_env.gpupool.pod_claims(), 5)
@@ -228,11 +234,7 @@ def test_finished_pod_releases_its_claim(kube_env: KubeEnv, namespace: str) -> N
 
 def test_preempted_claim_evicts_its_pod(kube_env: KubeEnv, namespace: str) -> None:
     kube = kube_env.kube
-    group, _nodes = kube_env.node_group(["1xH100-80GB"])
-    kube.create_pod(namespace, "borrower", group, annotations={"gpupool.io/preemptible": "true"})
-    pod = kube.wait_bound(namespace, "borrower")
-    uid = pod["metadata"]["uid"]
-    claim = wait_for("its claim", lambda: kube_env.gpupool.pod_claims("bound").get(uid))
+    claim = _one_bound_pod(kube_env, namespace, "borrower", {"gpupool.io/preemptible": "true"})
     with kube_env.gpupool.http() as http:
         http.post(f"/v1/claims/{claim['id']}/preempt").raise_for_status()
     evicted = wait_for(

@@ -9,6 +9,7 @@ contributes no device and its problem is kept for the log (it never takes the ot
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -51,23 +52,8 @@ _REPORT = TypeAdapter(list[ReportedDevice])
 
 def devices_annotation(devices: Iterable[Device]) -> str:
     """The `gpupool.io/devices` value for a node's devices (what `devices_from_annotation` reads)."""
-    return json.dumps(
-        [
-            ReportedDevice(
-                uuid=d.uuid,
-                index=d.index,
-                model=d.model,
-                memory_total_bytes=d.memory_total_bytes,
-                sm_count=d.sm_count,
-                mig_capable=d.mig_capable,
-                mig_mode=d.mig_mode,
-                parent_uuid=d.parent_uuid,
-                nvlink_peers=list(d.nvlink_peers),
-            ).model_dump(exclude_defaults=True)
-            for d in devices
-        ],
-        separators=(",", ":"),
-    )
+    reported = [ReportedDevice.model_validate(dataclasses.asdict(d)) for d in devices]
+    return json.dumps([r.model_dump(exclude_defaults=True) for r in reported], separators=(",", ":"))
 
 
 def devices_from_annotation(node: str, text: str) -> list[Device]:
@@ -85,20 +71,9 @@ def devices_from_annotation(node: str, text: str) -> list[Device]:
         raise InvalidRequest(f"{where}: at most {MAX_REPORTED_DEVICES} devices")
     if len({r.uuid for r in reported}) != len(reported):
         raise InvalidRequest(f"{where}: a device UUID appears twice")
+    # The node is the Kubernetes node that carries the annotation, whatever the agent thought.
     return [
-        Device(
-            uuid=r.uuid,
-            node=node,
-            index=r.index,
-            model=r.model,
-            memory_total_bytes=r.memory_total_bytes,
-            sm_count=r.sm_count,
-            mig_capable=r.mig_capable,
-            mig_mode=r.mig_mode,
-            parent_uuid=r.parent_uuid,
-            nvlink_peers=tuple(r.nvlink_peers),
-        )
-        for r in reported
+        Device(**{**r.model_dump(), "node": node, "nvlink_peers": tuple(r.nvlink_peers)}) for r in reported
     ]
 
 

@@ -226,10 +226,10 @@ def test_finished_pod_releases_its_claim(kube_env: KubeEnv, namespace: str) -> N
         "gpupool.io/pod-uid"
     ]
     # No kubelet here: report the pod's end as a kubelet would, through the status subresource.
-    kube.core.patch_namespaced_pod_status("job", namespace, {"status": {"phase": "Succeeded"}})
-    wait_for("the claim of the Succeeded pod released", lambda: uid not in kube_env.gpupool.pod_claims(), 5)
+    kube.core.patch_namespaced_pod_status("job", namespace, {"status": {"phase": phase}})
+    wait_for(f"the claim of the {phase} pod released", lambda: uid not in kube_env.gpupool.pod_claims(), 5)
     (ended,) = [c for c in kube_env.gpupool.claims("released") if c["labels"]["gpupool.io/pod-uid"] == uid]
-    assert ended["reason"] == "pod Succeeded"
+    assert ended["reason"] == f"pod {phase}"
 
 
 def test_preempted_claim_evicts_its_pod(kube_env: KubeEnv, namespace: str) -> None:

@@ -228,3 +228,53 @@ def test_certs_serve_the_hosts_and_keep_the_ca(tmp_path: Path) -> None:
     assert first.key.stat().st_mode & 0o777 == 0o600
     second = write_certs(tmp_path, ["localhost"])
     assert second.ca_cert.read_bytes() == ca  # reissued under the same CA: caBundles stay valid
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--kube", "{cfg}"],
+            "--kube-tls-cert: required with --kube (make a pair with `gpupool kube certs`)",
+        ),
+        (
+            ["--kube", "{tmp}/none.yaml", "--kube-tls-cert", "{cfg}", "--kube-tls-key", "{cfg}"],
+            "no kubeconfig",
+        ),
+        (["--kube", "{cfg}", "--simulate", "1x1xH100-80GB"], "--simulate: not with --kube"),
+        (
+            ["--kube", "{cfg}", "--kube-tls-cert", "{cfg}", "--kube-tls-key", "{cfg}"],
+            "API server https://127.0.0.1:1 unreachable",
+        ),
+    ],
+    ids=["no-certs", "no-kubeconfig", "with-simulate", "unreachable"],
+)
+def test_serve_kube_refuses_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    import subprocess
+    import sys
+
+    from serverctl import free_port
+
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+        "current-context: x\n"
+    )
+    argv = [a.format(cfg=config, tmp=tmp_path) for a in args]
+    port = str(free_port())
+    command = [
+        sys.executable,
+        "-m",
+        "gpupool",
+        "serve",
+        "--port",
+        port,
+        "--db",
+        str(tmp_path / "p.db"),
+        *argv,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("gpupool: error: ") and message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -52,6 +52,9 @@ class KubeApi:
                 )
         except config.ConfigException as exc:
             raise InvalidRequest(f"--kube {kubeconfig}: {exc}") from None
+        # No silent retries in the transport: every caller has its own (the informers back off,
+        # kube-scheduler retries a failed bind), and a failure is one clear error, not log noise.
+        configuration.retries = 0
         self.server = str(configuration.host)
         self.api_client = client.ApiClient(configuration)
         self.core = client.CoreV1Api(self.api_client)

@@ -220,11 +220,11 @@ def _one_bound_pod(kube_env: KubeEnv, namespace: str, name: str, annotations: di
     return dict(wait_for("its claim", lambda: kube_env.gpupool.pod_claims("bound").get(uid)))
 
 
-def test_finished_pod_releases_its_claim(kube_env: KubeEnv, namespace: str) -> None:
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
+def test_finished_pod_releases_its_claim(kube_env: KubeEnv, namespace: str, phase: str) -> None:
     kube = kube_env.kube
-    uid = _one_bound_pod(kube_env, namespace, "job", {"gpupool.io/compute": "30"})["labels"][
-        "gpupool.io/pod-uid"
-    ]
+    claim = _one_bound_pod(kube_env, namespace, "job", {"gpupool.io/compute": "30"})
+    uid = claim["labels"]["gpupool.io/pod-uid"]
     # No kubelet here: report the pod's end as a kubelet would, through the status subresource.
     kube.core.patch_namespaced_pod_status("job", namespace, {"status": {"phase": phase}})
     wait_for(f"the claim of the {phase} pod released", lambda: uid not in kube_env.gpupool.pod_claims(), 5)

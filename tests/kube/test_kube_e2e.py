@@ -89,6 +89,13 @@ def test_mixed_pods_bind_where_gpupool_chose(kube_env: KubeEnv, namespace: str) 
             assert annotations["gpupool.io/mps-active-thread-percentage"] == threads
         assert claim["env"]["CUDA_VISIBLE_DEVICES"] == annotations["gpupool.io/visible-devices"]
 
+    # The dashboard's snapshot names each claim's pod (the namespace's tenant need not exist).
+    with kube_env.gpupool.http() as http:
+        overview = http.get("/v1/overview")
+    assert overview.status_code == 200
+    shown = {c["labels"].get("gpupool.io/pod") for c in overview.json()["claims"]}
+    assert {f"{namespace}/{name}" for name, _v, _n in MIXED_PODS} <= shown
+
     # Deleting a pod releases its claim within 5 s.
     victim = claims["pair-0"]
     started = time.monotonic()

@@ -1,4 +1,4 @@
-"""One real control plane per session (etcd, kube-apiserver, kube-scheduler with gpupool as its
+"""One real control plane for tests/kube (etcd, kube-apiserver, kube-scheduler with gpupool as its
 extender), one real `gpupool serve --kube` running with deploy/kubernetes/rbac.yaml's rights,
 and the webhook registered. Tests keep apart by namespace and by node group (a nodeSelector)."""
 

@@ -116,7 +116,8 @@ class PodController:
     def _check_claimed(self, pod: Pod, claim: Claim | None) -> None:
         """A pod gpupool bound must have its active claim; report (once) when it does not."""
         claim_id = pods.annotations_of(pod).get(keys.BOUND_CLAIM)
-        if not claim_id or not pods.node_name(pod) or pods.is_terminal(pod) or claim is not None:
+        ending = pods.is_terminal(pod) or pods.is_deleting(pod)  # e.g. evicted after its preemption
+        if not claim_id or not pods.node_name(pod) or ending or claim is not None:
             return
         self._report(pod, f"pod was bound by gpupool with claim {claim_id}, which is no longer active")
 

@@ -14,4 +14,6 @@ if (( ${#need_apt[@]} )) && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null
     echo "test: installing ${need_apt[*]} with apt-get" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+# kube-apiserver + kube-scheduler for tests/kube: built once, cached outside the clone.
+bash scripts/k8s-build.sh || echo "test: no Kubernetes control plane; tests/kube will skip" >&2
 exec .venv/bin/python -m pytest "$@"

@@ -28,6 +28,7 @@ from gpupool.store import Store
 
 if TYPE_CHECKING:
     from gpupool.cluster import ClusterMode
+    from gpupool.kube import KubeMode, KubeOptions
 
 log = logging.getLogger("gpupool.serve")
 
@@ -43,11 +44,16 @@ class ServeOptions:
     agent: AgentOptions | None = None  # node agent settings (leases, idle, watchdog, MPS)
     ray: str | None = None  # cluster mode: the Ray address to join (`auto`: the local cluster)
     preempt_grace_s: float = DEFAULT_PREEMPT_GRACE_S  # SIGTERM -> SIGKILL for preempted workloads
+    kube: KubeOptions | None = None  # Kubernetes mode: extender, webhook and pod controller
 
 
-def build_pool(options: ServeOptions, cluster: ClusterMode | None = None) -> PoolService:
+def build_pool(
+    options: ServeOptions, cluster: ClusterMode | None = None, kube: KubeMode | None = None
+) -> PoolService:
     """Open the device backend, the store and the placer; reconcile and return the started pool."""
     backend, notice = (cluster.backend, None) if cluster is not None else open_backend(options.simulate)
+    if kube is not None:
+        backend, notice = kube.backend, None
     if notice:
         log.warning(notice)
     store = Store(options.db or data_dir() / "gpupool.db")
@@ -67,7 +73,8 @@ def serve(options: ServeOptions) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     _check_port_free(options.host, options.port)
     cluster = _join_cluster(options)
-    pool = build_pool(options, cluster)
+    kube = _join_kube(options)
+    pool = build_pool(options, cluster, kube)
     admin_token, token_file = resolve_admin_token()
     connect_host = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
     url = f"http://{connect_host}:{options.port}"
@@ -80,6 +87,11 @@ def serve(options: ServeOptions) -> None:
         app.state.node_directory = cluster
     agent.start()
     install_agent(app, agent)
+    if kube is not None:
+        kube.attach(pool)  # extender + webhook server, pod and node informers, pod controller
+        app.state.node_directory = kube
+        where = f"{kube.api.server} ({kube.version})"
+        Console(stderr=True).print(f"  Kubernetes {where}: extender and webhook at {kube.url}")
     # Open dashboard streams never end by themselves: give them 2 s at shutdown, then close them.
     uvicorn.run(
         app,
@@ -92,6 +104,8 @@ def serve(options: ServeOptions) -> None:
     agent.shutdown()  # after uvicorn returns: stop detached workloads and MPS daemons
     if cluster is not None:
         cluster.close()
+    if kube is not None:
+        kube.close()
 
 
 def _join_cluster(options: ServeOptions) -> ClusterMode | None:
@@ -103,6 +117,19 @@ def _join_cluster(options: ServeOptions) -> ClusterMode | None:
     from gpupool.cluster import ClusterMode  # only here: one machine never imports Ray
 
     return ClusterMode.join(options.ray)
+
+
+def _join_kube(options: ServeOptions) -> KubeMode | None:
+    """Kubernetes mode (`--kube`): reach the API server and read the nodes; None without it."""
+    if options.kube is None:
+        return None
+    if options.simulate is not None or options.ray is not None:
+        flag = "--simulate" if options.simulate is not None else "--ray"
+        raise InvalidRequest(f"{flag}: not with --kube (nodes declare their GPUs: gpupool.io/simulate)")
+    from gpupool.kube import KubeMode  # only here: one machine never imports the kubernetes client
+
+    _check_port_free(options.kube.host, options.kube.port, "--kube-port")
+    return KubeMode.connect(options.kube)
 
 
 def _agent_options(options: ServeOptions, cluster: ClusterMode | None) -> AgentOptions | None:
@@ -119,7 +146,7 @@ def _command_name() -> str:
     return "gpupool" if on_path and Path(on_path).resolve() == started_as else str(started_as)
 
 
-def _check_port_free(host: str, port: int) -> None:
+def _check_port_free(host: str, port: int, flag: str = "--port") -> None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -128,7 +155,7 @@ def _check_port_free(host: str, port: int) -> None:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise InvalidRequest(
-                    f"port: {host}:{port} is already in use (choose another with --port)"
+                    f"port: {host}:{port} is already in use (choose another with {flag})"
                 ) from None
             raise InvalidRequest(f"host: cannot listen on {host}:{port} ({exc.strerror})") from None
 

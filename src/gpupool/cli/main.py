@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from gpupool import __version__
-from gpupool.cli import claims, inventory, run, sim, tenants, top, workloads
+from gpupool.cli import claims, inventory, kube, run, sim, tenants, top, workloads
 from gpupool.cli.output import EXIT_USAGE
 from gpupool.cli.serve_agent import (
     IdleTimeoutOpt,
@@ -85,6 +85,12 @@ def serve(
     preempt_grace: Annotated[
         float, typer.Option("--preempt-grace", min=0, help="seconds a preempted workload gets to stop")
     ] = 10.0,
+    kube_config: kube.KubeOpt = None,
+    kube_host: kube.KubeHostOpt = None,
+    kube_port: kube.KubePortOpt = kube.DEFAULT_KUBE_PORT,
+    kube_tls_cert: kube.KubeCertOpt = None,
+    kube_tls_key: kube.KubeKeyOpt = None,
+    kube_scheduler_name: kube.KubeSchedulerOpt = None,
 ) -> None:
     """Run the pool: API, scheduler, store and node agent (a simulated pool when no GPU is found)."""
     from gpupool.api.server import ServeOptions
@@ -96,7 +102,10 @@ def serve(
     )  # fmt: skip
     level = log_level.value
     options = ServeOptions(simulate=simulate, host=host, port=port, db=db, policy=policy, log_level=level)
-    run_server(replace(options, agent=agent, ray=ray, preempt_grace_s=preempt_grace))
+    kube_opts = kube.kube_options(
+        kube_config, host, kube_host, kube_port, kube_tls_cert, kube_tls_key, kube_scheduler_name
+    )
+    run_server(replace(options, agent=agent, ray=ray, preempt_grace_s=preempt_grace, kube=kube_opts))
 
 
 app.command()(claims.claim)
@@ -111,6 +120,7 @@ app.command()(workloads.logs)
 app.command()(workloads.stop)
 app.command("idle-timeout")(workloads.idle_timeout)
 app.command()(sim.sim)
+app.add_typer(kube.app, name="kube")
 
 
 def main() -> None:

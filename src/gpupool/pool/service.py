@@ -20,7 +20,7 @@ from gpupool.model import Binding, Claim, ClaimSpec, ClaimState, Device, DeviceT
 from gpupool.pool import preemption, quota
 from gpupool.pool.fairshare import fair_order
 from gpupool.pool.observer import NullObserver, PoolObserver
-from gpupool.scheduler import DeviceLoad, Placer, with_bindings
+from gpupool.scheduler import DeviceLoad, NodeVerdict, PlacementResult, Placer, loads_on, with_bindings
 from gpupool.store import Store
 from gpupool.store.runtime import RuntimeRecords
 
@@ -236,6 +236,69 @@ class PoolService:
                 loads = with_bindings(loads, result.bindings)
                 drain.bound(result.bindings)
             return bound
+
+    # ------------------------------------------- placement chosen by another scheduler
+    def assess_nodes(
+        self, tenant: str, spec: ClaimSpec, nodes: Sequence[str], held: Sequence[Binding] = ()
+    ) -> list[NodeVerdict]:
+        """For a claim another scheduler places (Kubernetes): one verdict per node in `nodes`, in
+        that order: does it fit there now, else why not, and the policy's score of the node.
+
+        `held`: bindings not recorded yet that count as taken (the other scheduler's decisions
+        still on their way to `claim_on_node`). A tenant's quota that holds the claim back, or
+        room promised to a claim that waits for preempted claims to stop, fails every node with
+        that reason. Nothing is recorded.
+        """
+        with self._schedule_lock:
+            held_back = self._held_back(tenant, spec)
+            if held_back:
+                return [NodeVerdict(node, False, held_back) for node in nodes]
+            loads = loads_on(with_bindings(self._loads(), held), set(nodes))
+            found = {v.node: v for v in self.placer.assess(spec, loads)}
+        missing = "no gpupool device on this node"
+        return [found.get(node) or NodeVerdict(node, False, missing) for node in nodes]
+
+    def plan_on_node(self, spec: ClaimSpec, node: str, held: Sequence[Binding] = ()) -> PlacementResult:
+        """The bindings `claim_on_node` would make on `node` now (quota aside); nothing recorded."""
+        with self._schedule_lock:
+            return self.placer.place(spec, loads_on(with_bindings(self._loads(), held), {node}), learn=False)
+
+    def claim_on_node(
+        self,
+        tenant: Tenant,
+        spec: ClaimSpec,
+        node: str,
+        actor: str | None = None,
+        held: Sequence[Binding] = (),
+    ) -> Claim:
+        """Create a claim bound on `node` now (the policy picks the devices there), all or nothing.
+
+        CapacityError, with the reason and nothing recorded, when it does not fit on that node now
+        (with `held` taken, as in `assess_nodes`) or its quota or promised room holds it back.
+        """
+        with self._schedule_lock:
+            held_back = self._held_back(tenant.name, spec)
+            if held_back:
+                raise CapacityError(held_back)
+            started = time.perf_counter()
+            result = self.placer.place(spec, loads_on(with_bindings(self._loads(), held), {node}))
+            self.observer.on_decision(time.perf_counter() - started, result.ok)
+            if not result.ok:
+                raise CapacityError(f"{node}: {result.reason}")
+            bindings = result.bindings
+            return self.store.add_claim(tenant.name, spec, "", actor or tenant.name, placement=bindings)
+
+    def _held_back(self, tenant: str, spec: ClaimSpec) -> str:
+        """Why a claim may not bind now whatever the node ('' when it may): its tenant's quota, or
+        room promised to claims that wait for preempted claims to stop."""
+        verdict = quota.admit(self.store, self._devices, tenant, spec)
+        if not verdict.allowed:
+            return verdict.reason or "quota"
+        if self.store.preempting_claims() and any(
+            c.reason.startswith(preemption.WAIT_PREFIX) for c in self.store.pending_claims()
+        ):
+            return "waiting: room is promised to a claim whose preempted claims are stopping"
+        return ""
 
     def _wait_for_room(
         self, claim: Claim, drain: preemption.Drain, gate: quota.QuotaGate, now: float

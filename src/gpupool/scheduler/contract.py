@@ -3,7 +3,7 @@ current load of every device into bindings (all GPUs of the claim, or none) or a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,6 +40,21 @@ class PlacementResult:
         return bool(self.bindings)
 
 
+@dataclass(frozen=True)
+class NodeVerdict:
+    """Could a claim bind on one node now, and how much the policy likes that node.
+
+    `score` is the policy's own score (higher is better), comparable only within one `assess`
+    call; `best` marks the node `place` would choose among the nodes assessed.
+    """
+
+    node: str
+    fits: bool
+    reason: str = ""  # why it does not fit, when it does not
+    score: float = 0.0
+    best: bool = False
+
+
 class Placer(Protocol):
     """What the pool needs from a scheduling policy."""
 
@@ -48,6 +63,12 @@ class Placer(Protocol):
     def place(self, spec: ClaimSpec, cluster: Sequence[DeviceLoad], learn: bool = True) -> PlacementResult:
         """Bindings for `spec` on `cluster`, or the reason it fits nowhere. `learn=False` for a
         retry or a what-if, so online policies count each claim's arrival once."""
+        ...
+
+    def assess(self, spec: ClaimSpec, cluster: Sequence[DeviceLoad]) -> list[NodeVerdict]:
+        """One verdict per node of `cluster` (by name), without learning or changing anything:
+        whether `spec` fits there now (else why not) and the policy's score of the node.
+        `place` on the devices of one node gives that node's bindings."""
         ...
 
 
@@ -73,3 +94,8 @@ def with_bindings(
         else load
         for load in loads
     ]
+
+
+def loads_on(loads: Sequence[DeviceLoad], nodes: Collection[str]) -> list[DeviceLoad]:
+    """The loads of the devices on `nodes` only (placing on them restricts a claim to those nodes)."""
+    return [load for load in loads if load.device.node in nodes]

@@ -93,6 +93,27 @@ class Decision:
     candidates: int = 0
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """Every node's standing for one request: which pass the filters and their weighted score.
+
+    `scores` is aligned with `nodes` (None when no score ran: one candidate, or no score plugin);
+    `best` is the node `decide` takes, the first of the highest scores.
+    """
+
+    status: Status
+    mask: NDArray[np.bool_] | None
+    nodes: NDArray[np.intp]
+    scores: NDArray[np.float64] | None
+    cycle: CycleState = field(default_factory=dict, compare=False)
+
+    @property
+    def best(self) -> int:
+        if self.scores is None:
+            return int(self.nodes[0])
+        return int(self.nodes[int(np.argmax(self.scores))])
+
+
 @dataclass
 class Scheduler:
     """One profile's plugins, run over a cluster one request at a time."""
@@ -105,10 +126,10 @@ class Scheduler:
     actions: list[Action] = field(default_factory=list)
     touched: list[int] = field(default_factory=list)  # nodes the last `schedule` changed
 
-    def decide(
+    def rank(
         self, request: Request, cluster: Cluster, avoid: int | None = None, learn: bool = True
-    ) -> Decision:
-        """Filter, score and pick GPUs for `request` (never on node `avoid`); the cluster is not changed.
+    ) -> Ranking:
+        """Filter and score every node for `request` (never node `avoid`); the cluster is not changed.
 
         `learn=False` keeps online plugins from counting a claim twice (a move is not an arrival).
         """
@@ -128,21 +149,27 @@ class Scheduler:
                     status = unschedulable(
                         f"no node passes {plugin.NAME} after the earlier filters", plugin.NAME
                     )
-                return Decision(status)
+                return Ranking(status, mask, np.empty(0, dtype=np.intp), None, cycle)
         nodes = np.flatnonzero(mask) if mask is not None else np.arange(cluster.size)
         if nodes.size == 0:
-            return Decision(unschedulable("the cluster has no nodes"))
-        best = 0
+            return Ranking(unschedulable("the cluster has no nodes"), mask, nodes, None, cycle)
+        total: NDArray[np.float64] | None = None
         if nodes.size > 1 and self.scores:
-            total: NDArray[np.float64] | None = None
             for scorer, weight in self.scores:
                 part = scorer.score(request, cluster, nodes, cycle) * weight
                 total = part if total is None else total + part
-            assert total is not None
-            best = int(np.argmax(total))
-        node = int(nodes[best])
-        gpus = self.picker.pick(request, cluster, node, cycle) if request.gpus else ()
-        return Decision(SUCCESS, node, gpus, int(nodes.size))
+        return Ranking(SUCCESS, mask, nodes, total, cycle)
+
+    def decide(
+        self, request: Request, cluster: Cluster, avoid: int | None = None, learn: bool = True
+    ) -> Decision:
+        """Rank the nodes, take the best (ties to the lowest index) and pick its GPUs for `request`."""
+        ranking = self.rank(request, cluster, avoid, learn)
+        if not ranking.status.ok:
+            return Decision(ranking.status)
+        node = ranking.best
+        gpus = self.picker.pick(request, cluster, node, ranking.cycle) if request.gpus else ()
+        return Decision(SUCCESS, node, gpus, int(ranking.nodes.size))
 
     def schedule(
         self, request: Request, cluster: Cluster, learn: bool = True

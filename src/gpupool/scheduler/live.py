@@ -14,7 +14,7 @@ import numpy as np
 
 from gpupool.model import Binding, ClaimSpec, Device, format_size
 from gpupool.scheduler.cluster import Cluster, StateInterner
-from gpupool.scheduler.contract import DeviceLoad, PlacementResult
+from gpupool.scheduler.contract import DeviceLoad, NodeVerdict, PlacementResult, loads_on
 from gpupool.scheduler.framework import PluginContext, Scheduler
 from gpupool.scheduler.models import MIG_HINT, has_mig_instances, model_constraint
 from gpupool.scheduler.profiles import build_scheduler, resolve
@@ -162,3 +162,29 @@ class FrameworkPlacer:
                 )
             )
         return PlacementResult(bindings=tuple(bindings))
+
+    def assess(self, spec: ClaimSpec, cluster: Sequence[DeviceLoad]) -> list[NodeVerdict]:
+        """Rank every node the way `place` does (nothing learnt, nothing changed); a node that fails
+        the filters gets the reason `place` would give on that node alone."""
+        if not cluster:
+            return []
+        with self._lock:
+            snap, _devices = snapshot(cluster, self.interner)
+            request = request_for(spec, snap)
+            ranking = self.scheduler.rank(request, snap, learn=False)
+        scores: dict[str, float] = {}
+        best = ""
+        if ranking.status.ok:
+            row_scores = ranking.scores if ranking.scores is not None else np.zeros(ranking.nodes.size)
+            for row, score in zip(ranking.nodes, row_scores, strict=True):
+                name = snap.node_names[int(row)]  # a node with two models has two rows: its best counts
+                scores[name] = max(float(score), scores.get(name, -np.inf))
+            best = snap.node_names[ranking.best]
+        verdicts = []
+        for name in sorted({load.device.node for load in cluster}):
+            if name in scores:
+                verdicts.append(NodeVerdict(name, True, score=scores[name], best=name == best))
+                continue
+            alone = self.place(spec, loads_on(cluster, {name}), learn=False)
+            verdicts.append(NodeVerdict(name, False, alone.reason or "not among the policy's candidates"))
+        return verdicts

@@ -69,12 +69,16 @@ export function stats(o) {
   ].join("");
 }
 
-function segments(device, field, total) {
+// A claim of a Kubernetes pod names its pod in this label.
+const POD_LABEL = "gpupool.io/pod";
+
+function segments(device, field, total, pods) {
   return device.segments
     .map((s) => {
       const width = (100 * s[field]) / total;
+      const pod = pods && pods.get(s.claim_id) ? `pod ${pods.get(s.claim_id)}, ` : "";
       const title = s.claim_id
-        ? `${s.claim_id} (${s.tenant}): ${size(s.memory_bytes)}, ${s.compute_percent}% SMs`
+        ? `${pod}${s.claim_id} (${s.tenant}): ${size(s.memory_bytes)}, ${s.compute_percent}% SMs`
         : `another tenant: ${size(s.memory_bytes)}, ${s.compute_percent}% SMs`;
       const cls = s.claim_id ? "seg" : "seg other";
       const style = s.claim_id ? `width:${width}%;background:${tenantColor(s.tenant)}` : `width:${width}%`;
@@ -94,15 +98,15 @@ export function sparkline(values, max = 100, points = 150) {
     `${base}<polygon points="${area}"></polygon><polyline points="${coords.join(" ")}"></polyline></svg>`;
 }
 
-export function deviceTile(d, history) {
+export function deviceTile(d, history, pods) {
   const used = d.memory_used_bytes && d.memory_total_bytes
     ? `<span class="used" style="left:calc(${(100 * d.memory_used_bytes) / d.memory_total_bytes}% - 1px)" title="in use ${size(d.memory_used_bytes)}"></span>`
     : "";
   const util = d.utilization_percent == null ? "–" : `${d.utilization_percent.toFixed(0)}%`;
   return `<div class="device" data-uuid="${esc(d.uuid)}" title="${esc(d.uuid)}">
     <div class="device-head"><span class="idx">${d.index}</span><span class="model">${esc(d.model)}</span><span class="util">${util}</span></div>
-    <div class="row"><span class="k">mem</span><div class="bar">${segments(d, "memory_bytes", d.memory_total_bytes)}${used}</div><span class="v">${size(d.memory_allocated_bytes)}/${size(d.memory_total_bytes)}</span></div>
-    <div class="row"><span class="k">sm</span><div class="bar">${segments(d, "compute_percent", 100)}</div><span class="v">${d.compute_allocated_percent}%</span></div>
+    <div class="row"><span class="k">mem</span><div class="bar">${segments(d, "memory_bytes", d.memory_total_bytes, pods)}${used}</div><span class="v">${size(d.memory_allocated_bytes)}/${size(d.memory_total_bytes)}</span></div>
+    <div class="row"><span class="k">sm</span><div class="bar">${segments(d, "compute_percent", 100, pods)}</div><span class="v">${d.compute_allocated_percent}%</span></div>
     ${sparkline(history || [])}
   </div>`.replace(/\n\s*/g, "");
 }
@@ -117,6 +121,7 @@ export function nodes(o, history) {
     byNode.get(d.node).push(d);
   }
   if (!byNode.size) return `<div class="empty">No devices.</div>`;
+  const pods = new Map((o.claims || []).filter((c) => c.labels && c.labels[POD_LABEL]).map((c) => [c.id, c.labels[POD_LABEL]]));
   const natural = new Intl.Collator(undefined, { numeric: true });
   return [...byNode.entries()]
     .sort(([a], [b]) => natural.compare(a, b))
@@ -126,7 +131,7 @@ export function nodes(o, history) {
       return `<div class="node" data-node="${esc(node)}">
         <div class="node-head"><span class="name">${esc(node)}</span><span class="meta">${devices.length}× ${esc(models)}</span>
         <span class="alloc">${bound.toFixed(2)} / ${devices.length} GPU of SMs bound</span></div>
-        <div class="devices">${devices.map((d) => deviceTile(d, history[d.uuid])).join("")}</div></div>`;
+        <div class="devices">${devices.map((d) => deviceTile(d, history[d.uuid], pods)).join("")}</div></div>`;
     })
     .join("");
 }
@@ -215,6 +220,7 @@ export function claimDetail(c, events, viewer) {
   return `<h3 id="detail-title">${esc(c.id)}</h3><span class="state ${esc(c.state)}">${esc(c.state)}</span>
     <dl class="kv">
       ${kv("tenant", `<span class="tag" style="background:${tenantColor(c.tenant)}">${esc(c.tenant)}</span>`)}
+      ${c.labels && c.labels[POD_LABEL] ? kv("pod", esc(c.labels[POD_LABEL])) : ""}
       ${kv("asks for", esc(claimShape(c)))}
       ${kv("priority", `${c.priority}${c.preemptible ? " · preemptible" : ""}`)}
       ${c.queue_position ? kv("queue position", `#${c.queue_position}`) : ""}

@@ -113,14 +113,16 @@ def test_claim_env_starts_the_daemon_and_exports_what_a_process_started_by_hand_
 
 
 def test_claim_env_of_a_pending_claim_says_so_and_exports_nothing(server: ServerProcess) -> None:
-    printed = gpupool(server, "claim", "--gpus", "2", "--env")
+    holder = gpupool(server, "claim", "--gpus", "1", "--json")  # the one GPU, so the next one waits
+    assert holder.returncode == 0, holder.stderr
+    printed = gpupool(server, "claim", "--gpus", "1", "--env")
     claim_id = printed.stdout.split()[2]
     try:
         assert printed.returncode == 0, printed.stderr
         assert printed.stdout.startswith(f"# claim {claim_id} is pending: ")
         assert "export" not in printed.stdout
     finally:
-        gpupool(server, "release", claim_id)
+        gpupool(server, "release", claim_id, json.loads(holder.stdout)["id"])
 
 
 def test_broken_mps_server_is_recovered_with_an_event(server: ServerProcess) -> None:

@@ -51,7 +51,13 @@ def build_pool(options: ServeOptions, cluster: ClusterMode | None = None) -> Poo
     if notice:
         log.warning(notice)
     store = Store(options.db or data_dir() / "gpupool.db")
-    pool = PoolService(store, backend, make_placer(options.policy), preempt_grace_s=options.preempt_grace_s)
+    pool = PoolService(
+        store,
+        backend,
+        make_placer(options.policy),
+        preempt_grace_s=options.preempt_grace_s,
+        fixed_inventory=cluster is None,  # Ray nodes join later: a claim too big for now waits
+    )
     for claim in pool.start():
         log.warning("claim %s (%s) is bound to a device that no longer exists", claim.id, claim.tenant)
     return pool

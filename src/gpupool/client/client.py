@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from gpupool.config import load_client_config
+from gpupool.client_config import load_client_config
 from gpupool.errors import (
     ERRORS_BY_STATUS,
     Conflict,
@@ -57,7 +57,7 @@ WAIT_POLL_S = 0.25
 
 class Client:
     """A connection to one gpupool server. URL and token default to GPUPOOL_URL / GPUPOOL_TOKEN or
-    the config `gpupool serve` wrote for this user."""
+    the config `gpupool serve` wrote for this user (its running default server; see `client_config`)."""
 
     def __init__(
         self,
@@ -66,9 +66,10 @@ class Client:
         timeout_s: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        config = load_client_config()
-        self.url = (url or (config.url if config else "http://127.0.0.1:7070")).rstrip("/")
-        self.token = token if token is not None else (config.token if config else "")
+        config = load_client_config(url)
+        self.url = config.url
+        self.token = token if token is not None else config.token
+        self.other_servers = config.others  # other running servers this user started (not `url`)
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s, transport=transport)
 

@@ -33,6 +33,7 @@ def new_claim_id() -> str:
 
 class Store:
     def __init__(self, path_or_url: str | Path) -> None:
+        self.shown = _shown(path_or_url)  # for people: the path, or the URL without its password
         try:
             self.engine = make_engine(path_or_url)
             migrate.upgrade(self.engine)  # every database runs at the newest schema

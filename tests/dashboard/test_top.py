@@ -30,7 +30,9 @@ def test_top_once_prints_one_frame_of_the_pool(server: ServerProcess) -> None:
     assert "8 devices" in out and "2 nodes" in out
     assert sum(1 for line in out.splitlines() if line.startswith("sim-node-")) == 8
     assert bound["id"] in out, "a bound claim is listed on its device"
-    assert waiting["id"] in out and waiting["reason"] in out, "the pending claim is in the queue with its reason"
+    assert waiting["id"] in out and waiting["reason"] in out, (
+        "the pending claim is in the queue with its reason"
+    )
     assert "claim.created" in out
     with server.client() as http:
         for claim in (waiting, bound, node):

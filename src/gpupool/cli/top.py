@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -27,7 +28,20 @@ SPARK = "▁▂▃▄▅▆▇█"
 SPARK_POINTS = 20
 BAR_WIDTH = 16
 CLAIM_ID_WIDTH = 14  # `c-` + 12 hex digits: claim ids are never cut, other columns give way
-PALETTE = ("green", "magenta", "yellow", "cyan", "bright_red", "bright_green", "bright_magenta", "orange3")
+PALETTE = (
+    "green",
+    "magenta",
+    "yellow",
+    "cyan",
+    "bright_red",
+    "bright_green",
+    "bright_magenta",
+    "orange3",
+    "purple",
+    "dark_cyan",
+    "gold3",
+    "deep_pink3",
+)
 
 
 def top(
@@ -87,22 +101,25 @@ class Fit:
 
 def frame(snapshot: Overview, history: dict[str, deque[float]], width: int = 200) -> RenderableType:
     """One full screen for a terminal `width` columns wide: header, devices, tenants, queue, events."""
+    slots = {t.name: t.colour for t in snapshot.tenants}
     return Group(
         _header(snapshot),
-        _devices(snapshot, history, Fit.for_width(width)),
-        _tenants(snapshot.tenants),
-        _queue(snapshot),
+        _devices(snapshot, history, Fit.for_width(width), slots),
+        _tenants(snapshot.tenants, slots),
+        _queue(snapshot, slots),
         _events(snapshot),
     )
 
 
-def tenant_style(name: str) -> str:
-    """A stable colour per tenant (the admin is blue, other tenants' shares grey)."""
+def tenant_style(name: str, slots: Mapping[str, int] | None = None) -> str:
+    """A colour per tenant (the admin is blue, other tenants' shares grey). With the server's colour
+    slots (rank by creation) no two of the first len(PALETTE) tenants share one; else a hash."""
     if name == "admin":
         return "bright_blue"
     if name == "other":
         return "grey50"
-    return PALETTE[zlib.crc32(name.encode()) % len(PALETTE)]
+    slot = (slots or {}).get(name, -1)
+    return PALETTE[(slot if slot >= 0 else zlib.crc32(name.encode())) % len(PALETTE)]
 
 
 def _header(snapshot: Overview) -> Text:
@@ -123,7 +140,13 @@ def _header(snapshot: Overview) -> Text:
     return text
 
 
-def _bar(device: DeviceCard, field: str, total: float, width: int = BAR_WIDTH) -> Text:
+def _bar(
+    device: DeviceCard,
+    field: str,
+    total: float,
+    width: int = BAR_WIDTH,
+    slots: Mapping[str, int] | None = None,
+) -> Text:
     """Segments per claim, coloured by tenant, on a fixed-width bar."""
     text = Text()
     used = 0
@@ -131,7 +154,7 @@ def _bar(device: DeviceCard, field: str, total: float, width: int = BAR_WIDTH) -
         value = segment.memory_bytes if field == "memory" else segment.compute_percent
         cells = max(1, round(width * value / total)) if value else 0
         cells = min(cells, width - used)
-        text.append("█" * cells, style=tenant_style(segment.tenant))
+        text.append("█" * cells, style=tenant_style(segment.tenant, slots))
         used += cells
     text.append("·" * (width - used), style="grey30")
     return text
@@ -143,7 +166,12 @@ def spark(values: deque[float] | list[float]) -> Text:
     return Text(cells.rjust(SPARK_POINTS, " "), style="bright_blue")
 
 
-def _devices(snapshot: Overview, history: dict[str, deque[float]], fit: Fit | None = None) -> Table:
+def _devices(
+    snapshot: Overview,
+    history: dict[str, deque[float]],
+    fit: Fit | None = None,
+    slots: Mapping[str, int] | None = None,
+) -> Table:
     fit = fit or Fit()
     table = Table(title="devices", title_justify="left", expand=False, pad_edge=False, box=None)
     columns: list[tuple[str, str]] = [("NODE/IDX", "left")]
@@ -158,16 +186,16 @@ def _devices(snapshot: Overview, history: dict[str, deque[float]], fit: Fit | No
     for d in sorted(snapshot.devices, key=lambda d: (_natural(d.node), d.index)):
         claims = Text()
         for segment in d.segments:
-            claims.append(segment.claim_id or "other", style=tenant_style(segment.tenant))
+            claims.append(segment.claim_id or "other", style=tenant_style(segment.tenant, slots))
             claims.append(" ")
         row: list[RenderableType] = [f"{d.node}/{d.index}"]
         row += [d.model] if fit.model else []
         row += [
-            _bar(d, "memory", d.memory_total_bytes, fit.bar_width),
+            _bar(d, "memory", d.memory_total_bytes, fit.bar_width, slots),
             f"{format_size(d.memory_allocated_bytes) if d.memory_allocated_bytes else '0'}"
             f"/{format_size(d.memory_total_bytes)}",
         ]
-        row += [_bar(d, "compute", 100, fit.bar_width)] if fit.compute_bar else []
+        row += [_bar(d, "compute", 100, fit.bar_width, slots)] if fit.compute_bar else []
         row += [
             f"{d.compute_allocated_percent}%",
             "-" if d.utilization_percent is None else f"{d.utilization_percent:.0f}%",
@@ -177,14 +205,14 @@ def _devices(snapshot: Overview, history: dict[str, deque[float]], fit: Fit | No
     return table
 
 
-def _tenants(rows: list[TenantRow]) -> Table:
+def _tenants(rows: list[TenantRow], slots: Mapping[str, int] | None = None) -> Table:
     table = Table(title="tenants", title_justify="left", box=None, pad_edge=False)
     for column in ("TENANT", "ALLOCATED", "GUARANTEE", "LIMIT", "MEMORY", "BOUND", "PENDING"):
         table.add_column(column, justify="left" if column == "TENANT" else "right")
     for t in rows:
         over = t.guarantee_gpus is not None and t.allocated_gpus > t.guarantee_gpus + 1e-9
         table.add_row(
-            Text(t.name, style=tenant_style(t.name)),
+            Text(t.name, style=tenant_style(t.name, slots)),
             Text(f"{t.allocated_gpus:.2f} GPU", style="yellow" if over else ""),
             "-" if t.guarantee_gpus is None else f"{t.guarantee_gpus:g} GPU",
             "-" if t.limit_gpus is None else f"{t.limit_gpus:g} GPU",
@@ -195,7 +223,7 @@ def _tenants(rows: list[TenantRow]) -> Table:
     return table
 
 
-def _queue(snapshot: Overview) -> RenderableType:
+def _queue(snapshot: Overview, slots: Mapping[str, int] | None = None) -> RenderableType:
     if not snapshot.queue:
         return Text(f"queue: nothing waiting ({snapshot.queue_length} pending in all)", style="dim")
     table = Table(title="queue", title_justify="left", box=None, pad_edge=False)
@@ -220,7 +248,7 @@ def _queue(snapshot: Overview) -> RenderableType:
         table.add_row(
             str(claim.queue_position or "?"),
             claim.id,
-            Text(claim.tenant, style=tenant_style(claim.tenant)),
+            Text(claim.tenant, style=tenant_style(claim.tenant, slots)),
             f"{claim.gpus}x {each}",
             str(claim.priority),
             ago(claim.created_at),

@@ -25,6 +25,7 @@ def parse_claim_memory(value: int | str, field: str = "memory") -> int:
         )
     return size
 
+
 TENANT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 

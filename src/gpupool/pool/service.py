@@ -243,9 +243,7 @@ class PoolService:
         result = self.placer.place(claim.spec, drain.future, learn=False)
         if not result.ok:
             deadline = now + self.preempt_grace_s
-            if not preemption.make_room(
-                self.store, self.placer, claim, drain, gate, self.observer, deadline
-            ):
+            if not preemption.make_room(self.store, self.placer, claim, drain, gate, self.observer, deadline):
                 return None
             result = self.placer.place(claim.spec, drain.future, learn=False)
         return result.bindings if result.ok else None

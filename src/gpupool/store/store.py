@@ -408,8 +408,10 @@ class Store:
 
     def count_pending(self, min_priority: int | None = None) -> int:
         """How many claims wait, optionally only those at or above a priority (queued ahead)."""
-        query = select(func.count()).select_from(schema.claims).where(
-            schema.claims.c.state == ClaimState.PENDING.value
+        query = (
+            select(func.count())
+            .select_from(schema.claims)
+            .where(schema.claims.c.state == ClaimState.PENDING.value)
         )
         if min_priority is not None:
             query = query.where(schema.claims.c.priority >= min_priority)

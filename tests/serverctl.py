@@ -30,6 +30,7 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
+    default_store: bool = False  # no --db: the store `serve` picks in GPUPOOL_HOME
 
     @property
     def url(self) -> str:
@@ -54,7 +55,7 @@ class ServerProcess:
             "--port",
             str(self.port),
         ]
-        args += ["--db", db, "--log-level", "warning", *self.extra_args]
+        args += [*(() if self.default_store else ("--db", db)), "--log-level", "warning", *self.extra_args]
         if not self.simulate:  # simulate="" serves this host's real GPUs (NVML)
             args = [arg for arg in args if arg not in ("--simulate", "")]
         log = open(self.home / f"server-{self.port}.log", "ab")  # noqa: SIM115 - lives as long as the server

@@ -64,7 +64,7 @@ def claim(
             labels=labels,
             wait=wait or timeout is not None,
             timeout_s=timeout,
-            on_wait=None if quiet or as_json else show,
+            on_wait=None if quiet else show,  # stderr: --json output stays clean
         )
         launch = client.launch_env(result.id) if env and not as_json and result.state == "bound" else None
     if as_json:

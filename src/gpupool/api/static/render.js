@@ -21,9 +21,11 @@ export function gpus(value) {
   return Number.isInteger(value) ? String(value) : value.toFixed(2).replace(/0$/, "");
 }
 
-// A colour per tenant: admin is blue, "other" is neutral, the rest take the hue of their colour
-// slot (rank by creation, from the server) stepped by the golden angle, so no two tenants share
-// a colour; the admin's blue band (195-230) is left out. Unknown names fall back to a hash.
+// A colour per tenant: admin is blue, "other" is neutral, the rest take the colour of their slot
+// (rank by creation, from the server): twelve hues at least 20 degrees apart, clear of the admin's
+// blue, in an order that keeps the first few far apart; later slots step by the golden angle at
+// another lightness. Names without a slot (not in this overview) fall back to a hash.
+const HUES = [0, 135, 275, 55, 185, 330, 95, 250, 30, 160, 300, 75];
 const slots = new Map();
 
 export function setTenantSlots(tenants) {
@@ -40,9 +42,9 @@ export function tenantColor(name) {
     for (const ch of name) { h ^= ch.charCodeAt(0); h = Math.imul(h, 16777619); }
     slot = h >>> 0;
   }
+  if (slot < HUES.length) return `hsl(${HUES[slot]} 62% 56%)`;
   const turn = (slot * 137.508) % 325;
-  const hue = turn < 195 ? turn : turn + 35;
-  return `hsl(${hue.toFixed(0)} 62% 56%)`;
+  return `hsl(${(turn < 190 ? turn : turn + 35).toFixed(0)} 55% 44%)`;
 }
 
 export function clock(ts) {

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import httpx
 
+from serverctl import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BLOCK_RE = re.compile(r"^```(bash|python)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 SKIPPED = {"scripts/test.sh": "the whole test suite: CI runs it"}
@@ -89,18 +91,12 @@ def light_venv(clone: Path, packages_from: Path) -> None:
     donor = next((packages_from / "lib").glob("python3*/site-packages"))
     (purelib / "gpupool-readme.pth").write_text(f"{clone / 'src'}\n{donor}\n")
     script = venv / "bin" / "gpupool"
-    script.write_text(f"#!{venv / 'bin' / 'python'}\nimport sys\nfrom gpupool.cli.main import main\nsys.exit(main())\n")
+    script.write_text(
+        f"#!{venv / 'bin' / 'python'}\nimport sys\nfrom gpupool.cli.main import main\nsys.exit(main())\n"
+    )
     script.chmod(0o755)
     digest = hashlib.sha256((clone / "pyproject.toml").read_bytes()).hexdigest()
     (venv / ".gpupool-setup").write_text(f"{digest} []\n")  # what scripts/setup.sh writes
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -142,7 +138,9 @@ class ReadmeRun:
                 timeout=BLOCK_TIMEOUT_S,
             )
         except subprocess.TimeoutExpired as exc:
-            return Outcome(block, 124, f"{exc.stdout or ''}{exc.stderr or ''}", f"timed out ({BLOCK_TIMEOUT_S}s)")
+            return Outcome(
+                block, 124, f"{exc.stdout or ''}{exc.stderr or ''}", f"timed out ({BLOCK_TIMEOUT_S}s)"
+            )
         return Outcome(block, done.returncode, done.stdout + done.stderr)
 
     def _serve(self, block: Block, timeout_s: float = 60.0) -> Outcome:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import colorsys
 import re
-import shutil
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from browserctl import signed_in_page
 from runctl import gpupool, wait_for
 from serverctl import ADMIN_TOKEN, ServerProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 def test_the_banner_names_the_policy_as_the_cli_does(server: ServerProcess) -> None:
@@ -36,31 +35,9 @@ def test_pyproject_uses_an_spdx_license_so_builds_do_not_warn() -> None:
 
 @pytest.fixture(scope="module")
 def page(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is missing")
-    if not CHROMIUM.exists():
-        pytest.skip("no /usr/bin/chromium: as root, apt-get install -y chromium (scripts/test.sh does it)")
     profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"],
-            headless=True,
-            viewport={"width": 1440, "height": 860},
-        )
-        try:
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(f"{server.url}/")
-            page.fill("#token", ADMIN_TOKEN)
-            page.click("#login-form button[type=submit]")
-            page.wait_for_selector("#conn[data-state=live]", timeout=10_000)
-            yield page
-            assert errors == [], f"JavaScript errors on the page: {errors}"
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
+    with signed_in_page(server.url, ADMIN_TOKEN, profile, {"width": 1440, "height": 860}) as page:
+        yield page
 
 
 def test_the_feed_shows_a_workloads_command(page: Any, server: ServerProcess) -> None:

@@ -22,6 +22,16 @@ if [[ ! -x .venv/bin/python ]]; then
     fi
 fi
 
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
-echo "setup: gpupool installed in $(pwd)/.venv (run .venv/bin/gpupool --help)" >&2
+# Skip pip when this pyproject.toml was installed already with these extras (or more): a rerun is
+# instant and needs no network. The stamp is "<sha256 of pyproject.toml> <extras>".
+stamp=.venv/.gpupool-setup
+pyproject_hash=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [[ -x .venv/bin/gpupool && -f $stamp ]] && read -r done_hash done_extras <"$stamp" \
+    && [[ $done_hash == "$pyproject_hash" && ( -z $extras || $done_extras == "$extras" ) ]]; then
+    echo "setup: .venv is up to date" >&2
+else
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
+    echo "$pyproject_hash ${extras:-[]}" >"$stamp"
+fi
+echo "setup: gpupool installed in $(pwd)/.venv; \`source .venv/bin/activate\` puts gpupool on your PATH" >&2

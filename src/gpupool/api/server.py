@@ -18,13 +18,13 @@ from gpupool.agent import AgentOptions, NodeAgent
 from gpupool.api.app import create_app
 from gpupool.api.auth import resolve_admin_token
 from gpupool.api.routes.workloads import install_agent
-from gpupool.config import ClientConfig, data_dir, save_client_config
+from gpupool.api.store_choice import open_store, pool_identity
+from gpupool.client_config import Registration, register_server, unregister_server
 from gpupool.devices import open_backend
 from gpupool.errors import InvalidRequest
 from gpupool.pool import PoolService
 from gpupool.pool.service import DEFAULT_PREEMPT_GRACE_S
 from gpupool.scheduler import make_placer
-from gpupool.store import Store
 
 if TYPE_CHECKING:
     from gpupool.cluster import ClusterMode
@@ -56,8 +56,17 @@ def build_pool(
         backend, notice = kube.backend, None
     if notice:
         log.warning(notice)
-    store = Store(options.db or data_dir() / "gpupool.db")
-    pool = PoolService(store, backend, make_placer(options.policy), preempt_grace_s=options.preempt_grace_s)
+    store, store_notice = open_store(options.db, pool_identity(backend))
+    if store_notice:
+        log.warning(store_notice)
+    pool = PoolService(
+        store,
+        backend,
+        make_placer(options.policy),
+        preempt_grace_s=options.preempt_grace_s,
+        # Ray and Kubernetes nodes join later: there a claim too big for now waits
+        fixed_inventory=cluster is None and kube is None,
+    )
     for claim in pool.start():
         log.warning("claim %s (%s) is bound to a device that no longer exists", claim.id, claim.tenant)
     return pool
@@ -78,18 +87,24 @@ def serve(options: ServeOptions) -> None:
     admin_token, token_file = resolve_admin_token()
     connect_host = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
     url = f"http://{connect_host}:{options.port}"
-    config_path = save_client_config(ClientConfig(url=url, token=admin_token))
-    _banner(pool, url, token_file, config_path, options)
+    registration = register_server(url, admin_token, pool_identity(pool.backend))
+    _banner(pool, url, token_file, registration, options)
     app = create_app(pool, admin_token)
+    app.state.shutdown_hooks.append(lambda: unregister_server(url))  # the CLI moves to another server
     agent = NodeAgent(pool, _agent_options(options, cluster))
     if cluster is not None:
         cluster.attach(pool, agent)  # before start: workloads go to the agents of their nodes
         app.state.node_directory = cluster
     agent.start()
+    # Stop detached workloads and MPS daemons when the server stops (SIGTERM and Ctrl-C included).
+    app.state.shutdown_hooks.append(agent.shutdown)
+    if cluster is not None:
+        app.state.shutdown_hooks.insert(0, cluster.close)  # last: after the agent has stopped
     install_agent(app, agent)
     if kube is not None:
         kube.attach(pool)  # extender + webhook server, pod and node informers, pod controller
         app.state.node_directory = kube
+        app.state.shutdown_hooks.insert(0, kube.close)  # last: after the agent has stopped
         where = f"{kube.api.server} ({kube.version})"
         Console(stderr=True).print(f"  Kubernetes {where}: extender and webhook at {kube.url}")
     # Open dashboard streams never end by themselves: give them 2 s at shutdown, then close them.
@@ -101,11 +116,6 @@ def serve(options: ServeOptions) -> None:
         access_log=False,
         timeout_graceful_shutdown=2,
     )
-    agent.shutdown()  # after uvicorn returns: stop detached workloads and MPS daemons
-    if cluster is not None:
-        cluster.close()
-    if kube is not None:
-        kube.close()
 
 
 def _join_cluster(options: ServeOptions) -> ClusterMode | None:
@@ -161,7 +171,7 @@ def _check_port_free(host: str, port: int, flag: str = "--port") -> None:
 
 
 def _banner(
-    pool: PoolService, url: str, token_file: Path | None, config_path: Path, options: ServeOptions
+    pool: PoolService, url: str, token_file: Path | None, registration: Registration, options: ServeOptions
 ) -> None:
     console = Console(stderr=True, soft_wrap=True)
     devices = pool.devices
@@ -170,7 +180,7 @@ def _banner(
     console.print(
         f"[bold green]gpupool[/] serving {len(devices)} device(s) on {nodes} node(s) "
         f"({', '.join(models) or 'none'}) from the [bold]{pool.backend.name}[/] backend, "
-        f"policy [bold]{pool.placer.name}[/]"
+        f"policy [bold]{options.policy}[/]"
     )
     console.print(f"  API        {url}/v1   (OpenAPI: {url}/openapi.json, docs: {url}/docs)")
     console.print(f"  Dashboard  {url}/")
@@ -178,8 +188,16 @@ def _banner(
         console.print(f"  Admin token kept in {token_file} (mode 0600)")
     else:
         console.print("  Admin token from GPUPOOL_ADMIN_TOKEN")
-    console.print(f"  Client config for this user: {config_path}")
-    example = f"{_command_name()} claim --memory 10GiB --compute 25"
+    console.print(f"  Store      {pool.store.shown}   (pool {pool_identity(pool.backend)})")
+    console.print(f"  Client config for this user: {registration.path}")
+    flag = ""
+    if registration.default_elsewhere is not None:
+        console.print(
+            f"  [yellow]The CLI's default stays {registration.default_elsewhere} (still running); "
+            f"reach this one with --url {url} or GPUPOOL_URL={url}[/]"
+        )
+        flag = f" --url {url}"
+    example = f"{_command_name()} claim{flag} --memory 10GiB --compute 25"
     console.print(f"  Try, in another terminal:  [bold]{example}[/]")
     if options.host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"  [yellow]listening on {options.host}: reachable from other machines[/]")

@@ -65,7 +65,7 @@ def serve(
         str | None, typer.Option("--simulate", help="simulated pool spec, e.g. 2x8xH100-80GB,1x4xA100-40GB")
     ] = None,
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 7070,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, envvar="GPUPOOL_PORT")] = 7070,
     db: Annotated[str | None, typer.Option("--db", help="SQLite path or SQLAlchemy URL")] = None,
     policy: Annotated[str, typer.Option("--policy", help="scheduler policy")] = "default",
     log_level: Annotated[LogLevel, typer.Option("--log-level", case_sensitive=False)] = LogLevel.INFO,

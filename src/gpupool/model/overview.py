@@ -37,6 +37,9 @@ class TenantRow(BaseModel):
     allocated_compute_percent: int = 0
     bound_claims: int = 0
     pending_claims: int = 0
+    colour: int = Field(
+        -1, description="colour slot: the tenant's rank by creation (-1: the admin), so colours never repeat"
+    )
 
 
 class Overview(BaseModel):

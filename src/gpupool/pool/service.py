@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gpupool.devices.base import DeviceBackend
-from gpupool.errors import CapacityError, Conflict, Forbidden, NotFound
+from gpupool.errors import CapacityError, Conflict, Forbidden, InvalidRequest, NotFound
 from gpupool.model import Binding, Claim, ClaimSpec, ClaimState, Device, DeviceTelemetry, Event, Tenant
-from gpupool.pool import preemption, quota
+from gpupool.pool import feasibility, preemption, quota
 from gpupool.pool.fairshare import fair_order
 from gpupool.pool.observer import NullObserver, PoolObserver
 from gpupool.scheduler import DeviceLoad, NodeVerdict, PlacementResult, Placer, loads_on, with_bindings
@@ -51,11 +51,15 @@ class PoolService:
         backend: DeviceBackend,
         placer: Placer,
         preempt_grace_s: float = DEFAULT_PREEMPT_GRACE_S,
+        fixed_inventory: bool = True,
     ) -> None:
         self.store = store
         self.backend = backend
         self.placer = placer
         self.preempt_grace_s = preempt_grace_s
+        # True: the devices now are all the pool will have, so a claim no node could ever hold is
+        # refused. False (Ray cluster mode, nodes join later): such a claim waits, and says why.
+        self.fixed_inventory = fixed_inventory
         self._devices: list[Device] = []
         self._schedulable: list[Device] = []  # without MIG-mode parents: only their instances go out
         self._own_nodes: set[str] = set()  # nodes this process's backend ever showed
@@ -117,7 +121,11 @@ class PoolService:
         """Record a claim; bind it in the same transaction when it fits now and nobody waits ahead.
 
         With `lease_ttl_s` the claim's lease is taken in that transaction too (see `Store.add_claim`).
+        A claim no node of a fixed inventory could ever hold is refused (InvalidRequest) instead.
         """
+        unfit = feasibility.never_fits(spec, self._devices)
+        if unfit is not None and self.fixed_inventory:
+            raise InvalidRequest(unfit.refusal())
         with self._schedule_lock:
             ahead = self.store.count_pending(min_priority=spec.priority)
             started = time.perf_counter()
@@ -137,6 +145,7 @@ class PoolService:
                 else:
                     return claim
             reason = result.reason if not result.ok else f"queued behind {ahead} earlier claim(s)"
+            reason = unfit.waiting_reason() if unfit is not None else reason
             reason = verdict.reason or reason  # a quota holding the claim back says so first
             claim = self.store.add_claim(tenant.name, spec, reason, tenant.name, lease_ttl_s=lease_ttl_s)
         self.schedule()
@@ -149,9 +158,11 @@ class PoolService:
             raise NotFound(f"claim {claim_id} not found")
         return claim
 
-    def list_claims(self, tenant: Tenant, states: Sequence[ClaimState] | None = None) -> list[Claim]:
+    def list_claims(
+        self, tenant: Tenant, states: Sequence[ClaimState] | None = None, id_prefix: str | None = None
+    ) -> list[Claim]:
         owner = None if tenant.is_admin else tenant.name
-        return self.store.list_claims(tenant=owner, states=states)
+        return self.store.list_claims(tenant=owner, states=states, id_prefix=id_prefix)
 
     def release(self, tenant: Tenant, claim_id: str, reason: str = "") -> Claim:
         owner = None if tenant.is_admin else tenant.name
@@ -221,7 +232,7 @@ class PoolService:
                         gate.note_bound(claim.tenant, placement)  # it will hold this: quota says so
                         continue
                 if not result.ok:
-                    self.store.set_pending_reason(claim.id, result.reason)
+                    self.store.set_pending_reason(claim.id, self._unplaced_reason(claim.spec, result.reason))
                     continue
                 try:
                     self.store.bind_claim(claim.id, result.bindings)
@@ -312,6 +323,11 @@ class PoolService:
                 return None
             result = self.placer.place(claim.spec, drain.future, learn=False)
         return result.bindings if result.ok else None
+
+    def _unplaced_reason(self, spec: ClaimSpec, reason: str) -> str:
+        """The placer's reason, or, where no node could hold the claim yet, that it waits for one."""
+        unfit = None if self.fixed_inventory else feasibility.never_fits(spec, self._devices)
+        return reason if unfit is None else unfit.waiting_reason()
 
     def preempt(self, tenant: Tenant, claim_id: str, reason: str = "preempted by the admin") -> Claim:
         """Admin: start the grace period of a bound claim (same path as the scheduler's victims)."""

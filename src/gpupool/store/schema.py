@@ -157,3 +157,11 @@ quotas = Table(
     Column("limit_memory_bytes", BigInteger, nullable=True),
     Column("updated_at", Float, nullable=False),
 )
+
+# Facts about the store itself, e.g. `pool`: which pool (simulated spec, NVML host, Ray) it serves.
+store_meta = Table(
+    "store_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(1024), nullable=False),
+)

@@ -33,6 +33,7 @@ def new_claim_id() -> str:
 
 class Store:
     def __init__(self, path_or_url: str | Path) -> None:
+        self.shown = _shown(path_or_url)  # for people: the path, or the URL without its password
         try:
             self.engine = make_engine(path_or_url)
             migrate.upgrade(self.engine)  # every database runs at the newest schema
@@ -427,11 +428,14 @@ class Store:
         tenant: str | None = None,
         states: Iterable[ClaimState] | None = None,
         limit: int = 1000,
+        id_prefix: str | None = None,
     ) -> list[Claim]:
         """Claims newest first (pending ones in queue order when only pending are asked for)."""
         query = select(schema.claims)
         if tenant is not None:
             query = query.where(schema.claims.c.tenant == tenant)
+        if id_prefix is not None:  # `%` and `_` in the prefix are literal characters
+            query = query.where(schema.claims.c.id.startswith(id_prefix, autoescape=True))
         if states is not None:
             query = query.where(schema.claims.c.state.in_([s.value for s in states]))
         query = query.order_by(schema.claims.c.seq.desc()).limit(limit)

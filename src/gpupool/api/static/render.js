@@ -5,12 +5,14 @@ export function esc(value) {
   return String(value ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
 
-const GiB = 1024 ** 3;
+const UNITS = [["TiB", 1024 ** 4], ["GiB", 1024 ** 3], ["MiB", 1024 ** 2], ["KiB", 1024]];
 
+// Binary units with one decimal, exactly like the CLI (`format_size`): 85520809984 -> "79.6GiB".
 export function size(bytes) {
   if (bytes == null) return "–";
-  if (bytes >= GiB) { const v = bytes / GiB; return (v >= 10 || Number.isInteger(v) ? v.toFixed(0) : v.toFixed(1)) + "G"; }
-  if (bytes >= 1024 ** 2) return (bytes / 1024 ** 2).toFixed(0) + "M";
+  for (const [unit, scale] of UNITS) {
+    if (bytes >= scale) return (bytes / scale).toFixed(1).replace(/\.0$/, "") + unit;
+  }
   return bytes + "B";
 }
 
@@ -19,14 +21,30 @@ export function gpus(value) {
   return Number.isInteger(value) ? String(value) : value.toFixed(2).replace(/0$/, "");
 }
 
-// A stable colour per tenant: admin is blue, "other" is neutral, the rest hashed onto the wheel.
+// A colour per tenant: admin is blue, "other" is neutral, the rest take the colour of their slot
+// (rank by creation, from the server): twelve hues at least 20 degrees apart, clear of the admin's
+// blue, in an order that keeps the first few far apart; later slots step by the golden angle at
+// another lightness. Names without a slot (not in this overview) fall back to a hash.
+const HUES = [0, 135, 275, 55, 185, 330, 95, 250, 30, 160, 300, 75];
+const slots = new Map();
+
+export function setTenantSlots(tenants) {
+  slots.clear();
+  for (const t of tenants || []) if (t.colour >= 0) slots.set(t.name, t.colour);
+}
+
 export function tenantColor(name) {
   if (name === "admin") return "hsl(212 90% 62%)";
   if (name === "other") return "hsl(215 12% 40%)";
-  let h = 2166136261;
-  for (const ch of name) { h ^= ch.charCodeAt(0); h = Math.imul(h, 16777619); }
-  const hue = ((h >>> 0) % 300 + 110) % 360; // keep clear of admin's blue band
-  return `hsl(${hue} 62% 56%)`;
+  let slot = slots.get(name);
+  if (slot === undefined) {
+    let h = 2166136261;
+    for (const ch of name) { h ^= ch.charCodeAt(0); h = Math.imul(h, 16777619); }
+    slot = h >>> 0;
+  }
+  if (slot < HUES.length) return `hsl(${HUES[slot]} 62% 56%)`;
+  const turn = (slot * 137.508) % 325;
+  return `hsl(${(turn < 190 ? turn : turn + 35).toFixed(0)} 55% 44%)`;
 }
 
 export function clock(ts) {
@@ -190,6 +208,7 @@ export function tenants(o) {
 }
 
 function detail(key, value) {
+  if (key === "command" && Array.isArray(value)) return `command=${value.join(" ")}`;
   if (Array.isArray(value)) return `${key}: ${value.length}`;
   if (key.endsWith("_bytes") && typeof value === "number") return `${key.replace(/_bytes$/, "")}=${size(value)}`;
   if (key.endsWith("_percent") && typeof value === "number") return `${key.replace(/_percent$/, "")}=${value}%`;

@@ -97,11 +97,15 @@ def test_the_cli_goes_back_to_the_first_server_when_the_newer_default_stops(home
         second.stop()
 
 
-def test_an_explicit_store_of_another_pool_is_refused_in_one_line(home: Path, first: ServerProcess) -> None:
+def test_an_explicit_store_of_another_pool_is_shared_with_a_notice(home: Path, first: ServerProcess) -> None:
+    """A --db named on purpose is how replicas share a store: accepted, with a notice that says so."""
     store = home / "data" / "gpupool.db"
-    done = cli(home, "serve", "--simulate", BIGGER, "--db", str(store), "--port", "1")
-    assert done.returncode == 2
-    assert done.stderr == (
-        f"gpupool: error: db: {store} belongs to the pool simulated:1x4xH100-80GB, not to this one "
-        f"(simulated:{BIGGER}); give another --db, or leave --db out for this pool's own default store\n"
-    )
+    shared = ServerProcess(home=home, simulate=BIGGER, db=str(store))
+    try:
+        shared.start()
+        assert (
+            f"db: {store} was first used by the pool simulated:1x4xH100-80GB; this server "
+            f"(simulated:{BIGGER}) shares it" in shared.log_text()
+        )
+    finally:
+        shared.stop()

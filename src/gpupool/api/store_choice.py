@@ -44,14 +44,12 @@ def store_file_for(pool: str) -> str:
 def open_store(db: str | None, pool: str) -> tuple[Store, str | None]:
     """The store for a server of `pool`, and a notice to log when it is not the usual one."""
     if db is not None:
+        # A store named on purpose is shared on purpose: replicas on several hosts (or a host whose
+        # GPUs changed) all use it. Only the default store is kept apart per pool.
         store = Store(db)
         owner = claim_store(store, pool)
         if owner != pool:
-            store.close()
-            raise InvalidRequest(
-                f"db: {db} belongs to the pool {owner}, not to this one ({pool}); give another --db, "
-                "or leave --db out for this pool's own default store"
-            )
+            return store, f"db: {db} was first used by the pool {owner}; this server ({pool}) shares it"
         return store, None
     default = data_dir() / DEFAULT_STORE
     store = Store(default)

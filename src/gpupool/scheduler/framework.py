@@ -8,7 +8,7 @@ lowest node index (nodes are sorted by name), as in the FGD artifact.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from gpupool.scheduler.cluster import Allocation, Cluster
 from gpupool.scheduler.frag import TargetWorkload
-from gpupool.scheduler.request import Request
+from gpupool.scheduler.request import IMPOSSIBLE_DEMAND, Request
 from gpupool.scheduler.statement import Statement
 from gpupool.scheduler.status import SUCCESS, Status, unschedulable
 
@@ -31,6 +31,21 @@ class FilterPlugin(Protocol):
         self, request: Request, cluster: Cluster, cycle: CycleState
     ) -> tuple[NDArray[np.bool_], Status]:
         """Bool per node: can the request run there; a non-success Status explains an all-false mask."""
+        ...
+
+
+@runtime_checkable
+class SlotFilterPlugin(Protocol):
+    NAME: str
+
+    def filter_slots(
+        self, request: Request, cluster: Cluster, cycle: CycleState
+    ) -> tuple[NDArray[np.bool_] | None, Status]:
+        """Bool per (node, slot): may one vGPU of the request go on that GPU; None: no restriction.
+
+        The Status explains the mask and is reported when, with the earlier slot filters, it
+        leaves no node enough GPUs (SUCCESS: a generic reason naming the plugin is used).
+        """
         ...
 
 
@@ -104,6 +119,7 @@ class Scheduler:
     observers: list[Observer] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
     touched: list[int] = field(default_factory=list)  # nodes the last `schedule` changed
+    slot_filters: list[SlotFilterPlugin] = field(default_factory=list)  # rules on single GPUs
 
     def decide(
         self, request: Request, cluster: Cluster, avoid: int | None = None, learn: bool = True
@@ -116,6 +132,9 @@ class Scheduler:
             for observer in self.observers:
                 observer.observe(request)
         cycle: CycleState = {}
+        request, restricted = self._restrict(request, cluster, cycle)
+        if not restricted.ok:
+            return Decision(restricted)
         mask: NDArray[np.bool_] | None = None
         for plugin in self.filters:
             result, status = plugin.filter(request, cluster, cycle)
@@ -144,6 +163,31 @@ class Scheduler:
         gpus = self.picker.pick(request, cluster, node, cycle) if request.gpus else ()
         return Decision(SUCCESS, node, gpus, int(nodes.size))
 
+    def _restrict(self, request: Request, cluster: Cluster, cycle: CycleState) -> tuple[Request, Status]:
+        """The request with the GPUs the slot filters rule out made impossible to fit, so every
+        later filter, score and picker sees only the GPUs it may use."""
+        allowed: NDArray[np.bool_] | None = None
+        for plugin in self.slot_filters:
+            mask, status = plugin.filter_slots(request, cluster, cycle)
+            if mask is None:
+                continue
+            allowed = mask if allowed is None else allowed & mask
+            if not (allowed.sum(axis=1) >= max(request.gpus, 1)).any():
+                if status.ok:
+                    status = unschedulable(
+                        f"no GPU passes {plugin.NAME} after the earlier rules", plugin.NAME
+                    )
+                return request, status
+        if allowed is None:
+            return request, SUCCESS
+        milli, memory = _slot_demand(request, cluster)
+        restricted = replace(
+            request,
+            slot_milli=np.where(allowed, milli, IMPOSSIBLE_DEMAND),
+            slot_memory=np.where(allowed, memory, IMPOSSIBLE_DEMAND),
+        )
+        return restricted, SUCCESS
+
     def schedule(
         self, request: Request, cluster: Cluster, learn: bool = True
     ) -> tuple[Decision, Allocation | None]:
@@ -161,3 +205,13 @@ class Scheduler:
             allocation = statement.allocate(request, decision.node, decision.gpus)
         self.touched = [decision.node]
         return decision, allocation
+
+
+def _slot_demand(request: Request, cluster: Cluster) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Per (node, slot) demand of one vGPU of the request: (milli-GPU, memory bytes)."""
+    shape = cluster.gpu_free_milli.shape
+    milli = request.slot_milli if request.slot_milli is not None else np.full(shape, request.gpu_milli)
+    memory = (
+        request.slot_memory if request.slot_memory is not None else np.full(shape, request.gpu_memory_bytes)
+    )
+    return milli.astype(np.int64), memory.astype(np.int64)

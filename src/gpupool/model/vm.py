@@ -151,3 +151,28 @@ class VmGpu:
     def functions(self) -> tuple[PciAddress, ...]:
         """The GPU and its virtual functions."""
         return (self.address, *(vf.address for vf in self.virtual_functions))
+
+
+class HostdevState(enum.StrEnum):
+    ATTACHING = "attaching"  # recorded, libvirt being changed: a restart finishes or undoes it
+    ATTACHED = "attached"
+    DETACHING = "detaching"  # being taken off the domain: a restart finishes it
+
+
+@dataclass(frozen=True)
+class VmHostdevRecord:
+    """One host device gpupool attached to a domain for one binding of a VM claim."""
+
+    claim_id: str
+    tenant: str
+    domain: str
+    domain_uuid: str
+    device_uuid: str
+    mode: HostdevMode
+    address: PciAddress  # the GPU (passthrough), its VF (vf), or the mdev's parent function
+    state: HostdevState
+    profile: str | None = None
+    type_id: str | None = None
+    mdev_uuid: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0

@@ -8,6 +8,7 @@ of the agent are never touched by two threads at once.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import threading
@@ -512,7 +513,8 @@ class NodeAgent:
             usage = self.declared.get(claim.id)
             return usage is not None and usage.utilization_percent > threshold
         # Real devices: device utilization (shared devices: any activity keeps every claim there).
-        return any(utilization.get(b.device_uuid, 0.0) > threshold for b in claim.bindings)
+        # A device with no sample is never judged idle (libvirt's GPUs, held by VMs, report none).
+        return any(utilization.get(b.device_uuid, math.inf) > threshold for b in claim.bindings)
 
     def set_idle_timeout(self, tenant: Tenant, name: str, seconds: float | None) -> None:
         self.pool.require_admin(tenant)

@@ -28,6 +28,8 @@ from gpupool.store import Store
 
 if TYPE_CHECKING:
     from gpupool.cluster import ClusterMode
+    from gpupool.devices import DeviceBackend
+    from gpupool.vms import VmService
 
 log = logging.getLogger("gpupool.serve")
 
@@ -43,11 +45,16 @@ class ServeOptions:
     agent: AgentOptions | None = None  # node agent settings (leases, idle, watchdog, MPS)
     ray: str | None = None  # cluster mode: the Ray address to join (`auto`: the local cluster)
     preempt_grace_s: float = DEFAULT_PREEMPT_GRACE_S  # SIGTERM -> SIGKILL for preempted workloads
+    libvirt: str | None = None  # VM mode: the libvirt URI whose GPUs and domains gpupool serves
+    libvirt_host_root: str | None = None  # where that host's sysfs and /dev are (default /)
 
 
 def build_pool(options: ServeOptions, cluster: ClusterMode | None = None) -> PoolService:
     """Open the device backend, the store and the placer; reconcile and return the started pool."""
-    backend, notice = (cluster.backend, None) if cluster is not None else open_backend(options.simulate)
+    if options.libvirt is not None:
+        backend, notice = _libvirt_backend(options), None
+    else:
+        backend, notice = (cluster.backend, None) if cluster is not None else open_backend(options.simulate)
     if notice:
         log.warning(notice)
     store = Store(options.db or data_dir() / "gpupool.db")
@@ -66,6 +73,8 @@ def serve(options: ServeOptions) -> None:
     # Alembic narrates every start-up at INFO ("Context impl SQLiteImpl."); only its problems matter.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     _check_port_free(options.host, options.port)
+    if options.libvirt is not None and (options.simulate is not None or options.ray is not None):
+        raise InvalidRequest("--libvirt: serves one libvirt host's GPUs; drop --simulate and --ray")
     cluster = _join_cluster(options)
     pool = build_pool(options, cluster)
     admin_token, token_file = resolve_admin_token()
@@ -74,6 +83,7 @@ def serve(options: ServeOptions) -> None:
     config_path = save_client_config(ClientConfig(url=url, token=admin_token))
     _banner(pool, url, token_file, config_path, options)
     app = create_app(pool, admin_token)
+    app.state.vms = _start_vms(pool, options)
     agent = NodeAgent(pool, _agent_options(options, cluster))
     if cluster is not None:
         cluster.attach(pool, agent)  # before start: workloads go to the agents of their nodes
@@ -90,8 +100,25 @@ def serve(options: ServeOptions) -> None:
         timeout_graceful_shutdown=2,
     )
     agent.shutdown()  # after uvicorn returns: stop detached workloads and MPS daemons
+    if app.state.vms is not None:
+        app.state.vms.close()
     if cluster is not None:
         cluster.close()
+
+
+def _libvirt_backend(options: ServeOptions) -> DeviceBackend:
+    """VM mode (`--libvirt URI`): the GPUs of that libvirt host (imports libvirt only here)."""
+    from gpupool.vms.serve import open_libvirt_backend
+
+    return open_libvirt_backend(options.libvirt or "", options.libvirt_host_root)
+
+
+def _start_vms(pool: PoolService, options: ServeOptions) -> VmService | None:
+    if options.libvirt is None:
+        return None
+    from gpupool.vms.serve import start_vms
+
+    return start_vms(pool)
 
 
 def _join_cluster(options: ServeOptions) -> ClusterMode | None:

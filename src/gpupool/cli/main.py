@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from gpupool import __version__
-from gpupool.cli import claims, inventory, run, sim, tenants, top, workloads
+from gpupool.cli import claims, inventory, run, sim, tenants, top, vm, workloads
 from gpupool.cli.output import EXIT_USAGE
 from gpupool.cli.serve_agent import (
     IdleTimeoutOpt,
@@ -83,6 +83,12 @@ def serve(
     preempt_grace: Annotated[
         float, typer.Option("--preempt-grace", min=0, help="seconds a preempted workload gets to stop")
     ] = 10.0,
+    libvirt: Annotated[
+        str | None, typer.Option("--libvirt", help="VM mode: pool this libvirt host's GPUs for its domains")
+    ] = None,
+    libvirt_host_root: Annotated[
+        str | None, typer.Option("--libvirt-host-root", help="that host's /sys and /dev are here (default /)")
+    ] = None,
 ) -> None:
     """Run the pool: API, scheduler, store and node agent (a simulated pool when no GPU is found)."""
     from gpupool.api.server import ServeOptions
@@ -94,6 +100,7 @@ def serve(
     )  # fmt: skip
     level = log_level.value
     options = ServeOptions(simulate=simulate, host=host, port=port, db=db, policy=policy, log_level=level)
+    options = replace(options, libvirt=libvirt, libvirt_host_root=libvirt_host_root)
     run_server(replace(options, agent=agent, ray=ray, preempt_grace_s=preempt_grace))
 
 
@@ -104,6 +111,7 @@ app.command()(inventory.devices)
 app.command()(inventory.events)
 app.command()(top.top)
 app.add_typer(tenants.app, name="tenants")
+app.add_typer(vm.app, name="vm")
 app.command(context_settings={"allow_interspersed_args": False})(run.run)
 app.command()(workloads.logs)
 app.command()(workloads.stop)

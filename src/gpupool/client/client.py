@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from gpupool.client.vms import VmCalls
 from gpupool.config import load_client_config
 from gpupool.errors import ERRORS_BY_STATUS, GpupoolError, ServerUnreachable
 from gpupool.model.node_wire import NodeList
@@ -59,6 +60,11 @@ class Client:
 
     def close(self) -> None:
         self._http.close()
+
+    @property
+    def vms(self) -> VmCalls:
+        """The VM calls (`/v1/vms`)."""
+        return VmCalls(self)
 
     def __enter__(self) -> Client:
         return self

@@ -18,6 +18,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 from types import ModuleType
 from typing import Any
 
@@ -74,11 +75,11 @@ class DomainState:
     xml: str
     config_xml: str
 
-    @property
+    @cached_property
     def config(self) -> DomainConfig:
         return DomainConfig.parse(self.config_xml)
 
-    @property
+    @cached_property
     def live(self) -> DomainConfig:
         return DomainConfig.parse(self.xml)
 

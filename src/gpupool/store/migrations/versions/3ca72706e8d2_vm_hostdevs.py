@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "3ca72706e8d2"
 down_revision = "d59dad35865c"
 branch_labels = None

@@ -60,38 +60,45 @@ def inventory(url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = Fal
         print_json(items)
         return
     table = Table(title=f"{len(items)} GPUs", title_justify="left")
-    for column in (
-        "IDX",
-        "ADDRESS",
-        "MODEL",
-        "DRIVER",
-        "IOMMU",
-        "NUMA",
-        "PASSTHROUGH",
-        "HELD BY",
-        "PROFILES",
-    ):
+    for column in ("IDX", "ADDRESS", "MODEL", "DRIVER", "IOMMU", "NUMA", "PASSTHROUGH", "VGPUS", "HELD BY"):
         table.add_column(column)
     for g in items:
-        profiles = ", ".join(
-            f"{p.name} {p.available_instances}/{p.max_instances} ({p.mechanism})" for p in g.profiles
-        )
-        passthrough = "free" if g.passthrough_available else ("busy" if g.passthrough_capable else "no")
+        passthrough = "free" if g.passthrough_available else ("taken" if g.passthrough_capable else "no")
         if g.host_pids:
             passthrough = f"host pids {','.join(map(str, g.host_pids))}"
         table.add_row(
             str(g.index),
             g.address,
-            f"{g.model} {format_size(g.memory_total_bytes)}",
+            f"{g.model} ({format_size(g.memory_total_bytes)})",
             g.driver,
             "-" if g.iommu_group is None else str(g.iommu_group),
             "-" if g.numa_node is None else str(g.numa_node),
             passthrough,
+            g.hosted_profile or "-",
             ", ".join(g.held_by) or "-",
-            profiles or "-",
         )
     console.print(table)
-    console.print("PROFILES: name available/max (mdev: mediated device, vf: SR-IOV virtual function)")
+    profiles = Table(title="vGPU profiles", title_justify="left")
+    for column in ("IDX", "PROFILE", "TYPE", "VIA", "FRAMEBUFFER", "AVAILABLE", "MAX"):
+        profiles.add_column(column)
+    for g in items:
+        for p in g.profiles:
+            via = (
+                "mdev"
+                if p.mechanism == "mdev"
+                else f"VF ({g.free_virtual_functions}/{g.virtual_functions} free)"
+            )
+            profiles.add_row(
+                str(g.index),
+                p.name,
+                p.type_id,
+                via,
+                format_size(p.framebuffer_bytes),
+                str(p.available_instances),
+                str(p.max_instances),
+            )
+    if profiles.row_count:
+        console.print(profiles)
 
 
 @app.command()

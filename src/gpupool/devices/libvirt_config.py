@@ -154,7 +154,12 @@ def parse_xml(xml: str) -> ET.Element:
 
 def hostdev_elements(xml: str) -> list[str]:
     """Each `<hostdev>` of a domain XML as its own XML text (what the API shows of a domain)."""
-    return [ET.tostring(e, encoding="unicode").strip() for e in parse_xml(xml).findall("devices/hostdev")]
+    found = []
+    for element in parse_xml(xml).findall("devices/hostdev"):
+        element.tail = None
+        ET.indent(element, space="  ")
+        found.append(ET.tostring(element, encoding="unicode"))
+    return found
 
 
 def with_hostdev(domain_xml: str, hostdev: Hostdev) -> str:

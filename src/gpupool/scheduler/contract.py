@@ -24,6 +24,7 @@ class DeviceTraits:
     vm_only: bool = False  # bound to vfio-pci, or held by a VM: no host workloads
     host_claims: bool = False  # host (non-VM) claims are bound to it
     host_pids: tuple[int, ...] = ()  # host processes holding it open (looked up for passthrough)
+    label: str = ""  # how reasons name it (its PCI address)
 
 
 @dataclass(frozen=True)

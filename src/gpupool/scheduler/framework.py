@@ -18,7 +18,7 @@ from gpupool.scheduler.cluster import Allocation, Cluster
 from gpupool.scheduler.frag import TargetWorkload
 from gpupool.scheduler.request import IMPOSSIBLE_DEMAND, Request
 from gpupool.scheduler.statement import Statement
-from gpupool.scheduler.status import SUCCESS, Status, unschedulable
+from gpupool.scheduler.status import SUCCESS, Code, Status, unschedulable
 
 CycleState = dict[str, Any]  # per-decision scratch space shared by the plugins of one cycle
 
@@ -39,12 +39,13 @@ class SlotFilterPlugin(Protocol):
     NAME: str
 
     def filter_slots(
-        self, request: Request, cluster: Cluster, cycle: CycleState
+        self, request: Request, cluster: Cluster, allowed: NDArray[np.bool_] | None, cycle: CycleState
     ) -> tuple[NDArray[np.bool_] | None, Status]:
         """Bool per (node, slot): may one vGPU of the request go on that GPU; None: no restriction.
 
-        The Status explains the mask and is reported when, with the earlier slot filters, it
-        leaves no node enough GPUs (SUCCESS: a generic reason naming the plugin is used).
+        `allowed`: the GPUs the earlier slot filters left (None: all). The Status says why this
+        plugin rules out the allowed GPUs it rules out; when the rules together leave no node
+        enough GPUs, the reasons of every plugin that ruled some out are reported together.
         """
         ...
 
@@ -167,17 +168,17 @@ class Scheduler:
         """The request with the GPUs the slot filters rule out made impossible to fit, so every
         later filter, score and picker sees only the GPUs it may use."""
         allowed: NDArray[np.bool_] | None = None
+        reasons: list[Status] = []
         for plugin in self.slot_filters:
-            mask, status = plugin.filter_slots(request, cluster, cycle)
+            mask, status = plugin.filter_slots(request, cluster, allowed, cycle)
             if mask is None:
                 continue
-            allowed = mask if allowed is None else allowed & mask
+            before = slots_of(cluster, allowed)
+            allowed = before & mask
+            if (before & ~mask).any() and status.reason:
+                reasons.append(status)
             if not (allowed.sum(axis=1) >= max(request.gpus, 1)).any():
-                if status.ok:
-                    status = unschedulable(
-                        f"no GPU passes {plugin.NAME} after the earlier rules", plugin.NAME
-                    )
-                return request, status
+                return request, _combined(reasons, plugin.NAME, request.gpus)
         if allowed is None:
             return request, SUCCESS
         milli, memory = _slot_demand(request, cluster)
@@ -215,3 +216,24 @@ def _slot_demand(request: Request, cluster: Cluster) -> tuple[NDArray[np.int64],
         request.slot_memory if request.slot_memory is not None else np.full(shape, request.gpu_memory_bytes)
     )
     return milli.astype(np.int64), memory.astype(np.int64)
+
+
+def slots_of(cluster: Cluster, allowed: NDArray[np.bool_] | None) -> NDArray[np.bool_]:
+    """The GPU slots still allowed (None: every slot that holds a GPU)."""
+    present: NDArray[np.bool_] = cluster.gpu_total_milli > 0
+    return present if allowed is None else allowed & present
+
+
+def _combined(reasons: list[Status], last: str, gpus: int) -> Status:
+    """One Status for slot filters that together leave too few GPUs: unresolvable only when every
+    reason is."""
+    if not reasons:
+        return unschedulable(f"no GPU passes {last} after the earlier rules", last)
+    code = (
+        Code.UNSCHEDULABLE_AND_UNRESOLVABLE
+        if all(not s.ok and s.code == Code.UNSCHEDULABLE_AND_UNRESOLVABLE for s in reasons)
+        else Code.UNSCHEDULABLE
+    )
+    text = "; ".join(s.reason for s in reasons)
+    prefix = "no GPU can take it" if gpus <= 1 else f"no node has {gpus} GPUs that can take it"
+    return Status(code, f"{prefix}: {text}", ",".join(s.plugin for s in reasons))

@@ -26,6 +26,7 @@ class SlotTraits:
     vm_only: NDArray[np.bool_]
     host_claims: NDArray[np.bool_]
     host_pids: NDArray[np.object_]  # tuples of pids
+    labels: NDArray[np.object_]  # how reasons name each GPU
 
     @classmethod
     def build(cls, rows: Sequence[Sequence[DeviceLoad]], width: int) -> SlotTraits | None:
@@ -36,6 +37,7 @@ class SlotTraits:
         holder = np.full(shape, "", dtype=object)
         pids = np.empty(shape, dtype=object)
         pids.fill(())
+        labels = np.full(shape, "", dtype=object)
         capable = np.zeros(shape, dtype=np.bool_)
         vm_only = np.zeros(shape, dtype=np.bool_)
         host_claims = np.zeros(shape, dtype=np.bool_)
@@ -48,12 +50,13 @@ class SlotTraits:
                 hosted[r, s] = traits.hosted_profile
                 holder[r, s] = traits.passed_through_to
                 pids[r, s] = traits.host_pids
+                labels[r, s] = traits.label or load.device.uuid
                 capable[r, s] = traits.passthrough_capable
                 vm_only[r, s] = traits.vm_only
                 host_claims[r, s] = traits.host_claims
                 for profile, count in traits.profiles.items():
                     offers.setdefault(profile, np.full(shape, -1, dtype=np.int64))[r, s] = count
-        return cls(hosted, offers, capable, holder, vm_only, host_claims, pids)
+        return cls(hosted, offers, capable, holder, vm_only, host_claims, pids, labels)
 
     def offered(self, profile: str) -> NDArray[np.bool_]:
         """GPUs that offer the profile at all (full or not)."""
@@ -64,3 +67,12 @@ class SlotTraits:
         """GPUs where the host can create one more instance of the profile now."""
         counts = self.offers.get(profile)
         return np.zeros(self.hosted.shape, dtype=np.bool_) if counts is None else counts > 0
+
+    def names(self, where: NDArray[np.bool_]) -> str:
+        """The GPUs where `where` is true, by label, for a reason."""
+        found = sorted(str(label) for label in self.labels[where])
+        return ", ".join(found[:8]) + (f" and {len(found) - 8} more" if len(found) > 8 else "")
+
+    def values(self, field: NDArray[np.object_], where: NDArray[np.bool_]) -> str:
+        """The distinct non-empty values of an object field where `where` is true."""
+        return ", ".join(sorted({str(value) for value in field[where] if value}))

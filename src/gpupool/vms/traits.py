@@ -110,6 +110,7 @@ def traits_for(gpu: VmGpu, use: GpuUse, with_pids: bool) -> DeviceTraits:
         vm_only=gpu.driver != "nvidia" or bool(use.passed_through_to or use.hosted_profile),
         host_claims=use.host_claims,
         host_pids=gpu.host_pids if with_pids else (),
+        label=str(gpu.address),
     )
 
 

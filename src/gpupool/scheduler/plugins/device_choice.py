@@ -8,16 +8,17 @@ from numpy.typing import NDArray
 from gpupool.scheduler.cluster import Cluster
 from gpupool.scheduler.framework import CycleState
 from gpupool.scheduler.request import Request
-from gpupool.scheduler.status import SUCCESS, Status, unresolvable, unschedulable
+from gpupool.scheduler.status import SUCCESS, Status, unresolvable
 
 NAME = "device-choice"
+NOT_IN_POOL = "none of the chosen devices is in the pool"
 
 
 class DeviceChoice:
     NAME = NAME
 
     def filter_slots(
-        self, request: Request, cluster: Cluster, cycle: CycleState
+        self, request: Request, cluster: Cluster, allowed: NDArray[np.bool_] | None, cycle: CycleState
     ) -> tuple[NDArray[np.bool_] | None, Status]:
         if request.devices is None:
             return None, SUCCESS
@@ -25,6 +26,5 @@ class DeviceChoice:
         for node, row in enumerate(cluster.slot_ids or []):
             for slot, uuid in enumerate(row):
                 mask[node, slot] = uuid in request.devices
-        if not mask.any():
-            return mask, unresolvable("none of the chosen devices is in the pool", NAME)
-        return mask, unschedulable(f"the chosen device(s) cannot take {request.gpus} vGPU(s) here", NAME)
+        # Only a choice of nothing is this plugin's fault; other GPUs are simply not chosen.
+        return mask, (SUCCESS if mask.any() else unresolvable(NOT_IN_POOL, NAME))

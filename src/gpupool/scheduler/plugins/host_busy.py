@@ -10,23 +10,26 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gpupool.scheduler.cluster import Cluster
-from gpupool.scheduler.framework import CycleState
+from gpupool.scheduler.framework import CycleState, slots_of
 from gpupool.scheduler.request import Request
 from gpupool.scheduler.status import SUCCESS, Status, unschedulable
 
 NAME = "host-busy"
-BUSY = "every GPU that could be passed through is in use by host processes (pids {pids})"
+BUSY = "{gpus} in use by host processes (pids {pids})"
 
 
 class HostBusyRule:
     NAME = NAME
 
     def filter_slots(
-        self, request: Request, cluster: Cluster, cycle: CycleState
+        self, request: Request, cluster: Cluster, allowed: NDArray[np.bool_] | None, cycle: CycleState
     ) -> tuple[NDArray[np.bool_] | None, Status]:
         traits = cluster.slot_traits
         if traits is None or not request.passthrough:
             return None, SUCCESS
         busy = np.vectorize(bool, otypes=[np.bool_])(traits.host_pids)
-        pids = sorted({pid for held in traits.host_pids[busy] for pid in held})
-        return ~busy, unschedulable(BUSY.format(pids=", ".join(map(str, pids))), NAME)
+        shown = slots_of(cluster, allowed) & busy
+        pids = sorted({pid for held in traits.host_pids[shown] for pid in held})
+        return ~busy, unschedulable(
+            BUSY.format(gpus=traits.names(shown), pids=", ".join(map(str, pids))), NAME
+        )

@@ -10,34 +10,42 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gpupool.scheduler.cluster import Cluster
-from gpupool.scheduler.framework import CycleState
+from gpupool.scheduler.framework import CycleState, slots_of
 from gpupool.scheduler.request import Request
 from gpupool.scheduler.status import SUCCESS, Status, unresolvable, unschedulable
 
 NAME = "passthrough"
-NOT_CAPABLE = "no GPU can be passed through (none is in an IOMMU group of its own)"
-HELD = "every GPU that could take it is held whole by a VM ({domains})"
-VM_ONLY = "every free GPU is bound to vfio-pci for VMs; host claims need the nvidia driver"
+NOT_CAPABLE = "{gpus} cannot be passed through (no IOMMU group of their own)"
+HELD = "{gpus} held whole by VM {domains}"
+VM_ONLY = "{gpus} serve only VMs (bound to vfio-pci or holding vGPUs); host claims need the nvidia driver"
 
 
 class PassthroughRule:
     NAME = NAME
 
     def filter_slots(
-        self, request: Request, cluster: Cluster, cycle: CycleState
+        self, request: Request, cluster: Cluster, allowed: NDArray[np.bool_] | None, cycle: CycleState
     ) -> tuple[NDArray[np.bool_] | None, Status]:
         traits = cluster.slot_traits
         if traits is None:
             return None, SUCCESS
+        allowed = slots_of(cluster, allowed)
         unheld = traits.passed_through_to == ""
-        domains = ", ".join(sorted({str(d) for d in traits.passed_through_to.ravel() if d}))
+        held = allowed & ~unheld
+        reasons = [
+            HELD.format(gpus=traits.names(held), domains=traits.values(traits.passed_through_to, held))
+        ]
+        if not held.any():
+            reasons = []
         if request.passthrough:
-            if not traits.passthrough_capable.any():
-                return traits.passthrough_capable, unresolvable(NOT_CAPABLE, NAME)
-            return traits.passthrough_capable & unheld, unschedulable(HELD.format(domains=domains), NAME)
+            incapable = allowed & ~traits.passthrough_capable
+            if incapable.any():
+                reasons.insert(0, NOT_CAPABLE.format(gpus=traits.names(incapable)))
+            status = unresolvable if not (allowed & traits.passthrough_capable).any() else unschedulable
+            return traits.passthrough_capable & unheld, status("; ".join(reasons), NAME)
         if request.vgpu_profile:
-            return unheld, unschedulable(HELD.format(domains=domains), NAME)
-        mask = unheld & ~traits.vm_only
-        if not unheld.any():
-            return mask, unschedulable(HELD.format(domains=domains), NAME)
-        return mask, unschedulable(VM_ONLY, NAME)
+            return unheld, unschedulable("; ".join(reasons), NAME)
+        vm_only = allowed & unheld & traits.vm_only
+        if vm_only.any():
+            reasons.append(VM_ONLY.format(gpus=traits.names(vm_only)))
+        return unheld & ~traits.vm_only, unschedulable("; ".join(reasons), NAME)

@@ -10,40 +10,52 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gpupool.scheduler.cluster import Cluster
-from gpupool.scheduler.framework import CycleState
+from gpupool.scheduler.framework import CycleState, slots_of
 from gpupool.scheduler.request import Request
 from gpupool.scheduler.status import SUCCESS, Status, unresolvable, unschedulable
 
 NAME = "vgpu-profile"
-NOT_OFFERED = "no GPU offers vGPU profile {profile}"
-OTHER_PROFILE = "every GPU that offers {profile} hosts vGPUs of another profile ({hosted})"
-HOST_CLAIMS = "every GPU that offers {profile} runs host claims"
-NONE_LEFT = "no {profile} instance can be created now (every GPU offering it is full)"
-HOSTS_VGPUS = "every GPU hosts vGPUs ({hosted}): such a GPU takes only more of its profile"
+NOT_OFFERED = "{gpus}: no vGPU profile {profile}"
+OTHER_PROFILE = "{gpus} host {hosted} vGPUs, so they take only more of that profile"
+HOST_CLAIMS = "{gpus} run host claims"
+NONE_LEFT = "{gpus}: no {profile} instance left"
 
 
 class VgpuProfileRule:
     NAME = NAME
 
     def filter_slots(
-        self, request: Request, cluster: Cluster, cycle: CycleState
+        self, request: Request, cluster: Cluster, allowed: NDArray[np.bool_] | None, cycle: CycleState
     ) -> tuple[NDArray[np.bool_] | None, Status]:
         traits = cluster.slot_traits
         if traits is None:
             return None, SUCCESS
+        allowed = slots_of(cluster, allowed)
         free = traits.hosted == ""
-        if not request.vgpu_profile:
-            hosted = ", ".join(sorted({str(p) for p in traits.hosted.ravel() if p}))
-            return free, unschedulable(HOSTS_VGPUS.format(hosted=hosted), NAME)
         profile = request.vgpu_profile
+        if not profile:
+            hosting = allowed & ~free
+            reason = OTHER_PROFILE.format(
+                gpus=traits.names(hosting), hosted=traits.values(traits.hosted, hosting)
+            )
+            return free, unschedulable(reason, NAME)
         offered = traits.offered(profile)
-        if not offered.any():
-            return offered, unresolvable(NOT_OFFERED.format(profile=profile), NAME)
         same = free | (traits.hosted == profile)
         mask = offered & same & ~traits.host_claims & traits.creatable(profile)
-        if not (offered & same).any():
-            others = ", ".join(sorted({str(p) for p in traits.hosted[offered] if p}))
-            return mask, unschedulable(OTHER_PROFILE.format(profile=profile, hosted=others), NAME)
-        if not (offered & same & ~traits.host_claims).any():
-            return mask, unschedulable(HOST_CLAIMS.format(profile=profile), NAME)
-        return mask, unschedulable(NONE_LEFT.format(profile=profile), NAME)
+        reasons: list[str] = []
+        if (allowed & ~offered).any():
+            reasons.append(NOT_OFFERED.format(gpus=traits.names(allowed & ~offered), profile=profile))
+        other = allowed & offered & ~same
+        if other.any():
+            reasons.append(
+                OTHER_PROFILE.format(gpus=traits.names(other), hosted=traits.values(traits.hosted, other))
+            )
+        claimed = allowed & offered & same & traits.host_claims
+        if claimed.any():
+            reasons.append(HOST_CLAIMS.format(gpus=traits.names(claimed)))
+        full = allowed & offered & same & ~traits.host_claims & ~traits.creatable(profile)
+        if full.any():
+            reasons.append(NONE_LEFT.format(gpus=traits.names(full), profile=profile))
+        if not (allowed & offered).any():
+            return mask, unresolvable("; ".join(reasons), NAME)
+        return mask, unschedulable("; ".join(reasons), NAME)

@@ -32,7 +32,7 @@ def vf_addresses() -> list[str]:
 
 
 @dataclass(frozen=True)
-class TestHost:
+class VmTestHost:
     xml: Path
     root: Path
 
@@ -61,7 +61,7 @@ def _link(path: Path, target: str) -> None:
     os.symlink(target, path)
 
 
-def make_host(tmp: Path, xml_text: str | None = None) -> TestHost:
+def make_host(tmp: Path, xml_text: str | None = None) -> VmTestHost:
     """A private copy of the test host under `tmp`."""
     tmp.mkdir(parents=True, exist_ok=True)
     xml = tmp / "host.xml"
@@ -83,4 +83,4 @@ def make_host(tmp: Path, xml_text: str | None = None) -> TestHost:
         info.write_text(f"Model: \t\t NVIDIA A100-PCIE-40GB\nIRQ:   \t\t 150\nDevice Minor: \t {minor}\n")
         (root / "dev").mkdir(exist_ok=True)
         (root / "dev" / f"nvidia{minor}").write_text("")
-    return TestHost(xml=xml, root=root)
+    return VmTestHost(xml=xml, root=root)

@@ -60,7 +60,8 @@ class _Profiles:
             mechanism,
             entry.framebuffer_bytes,
             entry.max_instances,
-            entry.available_instances + available,
+            # No more than fit in the GPU's memory, however many VFs are free.
+            min(entry.available_instances + available, entry.max_instances or 1 << 30),
             parents,
         )
 

@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gpupool.devices.libvirt_config import METADATA_NAMESPACE
+
 DATA = Path(__file__).parent / "data"
+TEST_NAMESPACE = "http://libvirt.org/schemas/domain/test/1.0"
 HOST_XML = DATA / "host.xml"
+
+ET.register_namespace("test", TEST_NAMESPACE)
+ET.register_namespace("gpupool", METADATA_NAMESPACE)
 
 MDEV_GPU = "0000:41:00.0"
 SRIOV_GPU = "0000:81:00.0"
@@ -46,14 +53,52 @@ class VmTestHost:
     def vf_type(self, address: str) -> str:
         return (self.root / "sys/bus/pci/devices" / address / "nvidia/current_vgpu_type").read_text().strip()
 
-    def rewrite(self, edit: "Edit") -> None:
-        """Edit the host XML in place (for the next connection: a restart)."""
+    def add_domain(
+        self, name: str, owner: str | None = None, running: bool = False, hostdevs: Sequence[str] = ()
+    ) -> None:
+        """Add a test-driver domain to the host XML (seen by the next connection)."""
         tree = ET.parse(self.xml)
-        edit(tree.getroot())
+        tree.getroot().append(domain_element(name, owner, running, hostdevs))
+        tree.write(self.xml, encoding="unicode")
+
+    def set_domain(self, domain_xml: str) -> None:
+        """Put a domain (as libvirt printed it) into the host XML in place of the one of that name:
+        what libvirt would have kept of it across a restart."""
+        tree = ET.parse(self.xml)
+        node = tree.getroot()
+        new = ET.fromstring(domain_xml)
+        new.set("type", "test")
+        for element in new.iter():  # drop what the test driver would not take back (ids, guest addresses)
+            for child in list(element):
+                if child.tag == "address" and child.get("type") == "pci":
+                    element.remove(child)
+        new.attrib.pop("id", None)
+        for old in node.findall("domain"):
+            if old.findtext("name") == new.findtext("name"):
+                node.remove(old)
+        node.append(new)
+        tree.write(self.xml, encoding="unicode")
+
+    def remove_domain(self, name: str) -> None:
+        tree = ET.parse(self.xml)
+        node = tree.getroot()
+        for old in node.findall("domain"):
+            if old.findtext("name") == name:
+                node.remove(old)
         tree.write(self.xml, encoding="unicode")
 
 
-Edit = "Callable[[ET.Element], None]"
+def domain_element(name: str, owner: str | None, running: bool, hostdevs: Sequence[str] = ()) -> ET.Element:
+    metadata = (
+        f"<metadata><gpupool:owner xmlns:gpupool='{METADATA_NAMESPACE}' tenant='{owner}'/></metadata>"
+        if owner
+        else ""
+    )
+    state = "" if running else f"<test:runstate xmlns:test='{TEST_NAMESPACE}'>5</test:runstate>"
+    return ET.fromstring(
+        f"<domain type='test'><name>{name}</name>{metadata}<memory unit='GiB'>4</memory><vcpu>2</vcpu>"
+        f"<os><type>hvm</type></os><devices>{''.join(hostdevs)}</devices>{state}</domain>"
+    )
 
 
 def _link(path: Path, target: str) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from vmhost import MDEV_GPU, SRIOV_GPU, VFIO_GPU, VmTestHost, vf_addresses
 
 from gpupool.devices.host_files import HostFiles
 from gpupool.devices.libvirt import LibvirtBackend, vm_device_uuid
@@ -17,7 +18,6 @@ from gpupool.devices.libvirt_host import LibvirtHost
 from gpupool.errors import DeviceBackendError, NotFound
 from gpupool.model import GiB, MiB
 from gpupool.model.vm import HostdevMode, PciAddress
-from vmhost import MDEV_GPU, SRIOV_GPU, VFIO_GPU, VmTestHost, vf_addresses
 
 
 @pytest.fixture

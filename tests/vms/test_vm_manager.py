@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from vmhost import MDEV_GPU, SRIOV_GPU, VFIO_GPU, VmTestHost, vf_addresses
+from vmpool import ADMIN_TENANT, TEAM_A, TEAM_B, VmPool, wait_for
 
 from gpupool.devices.libvirt_config import HostdevMdev, HostdevPCI
 from gpupool.errors import Conflict, GpupoolError, InvalidRequest, NotFound
@@ -15,11 +17,9 @@ from gpupool.model import ClaimSpec, ClaimState, GiB
 from gpupool.model.quota import Quota
 from gpupool.model.vm import VM_DOMAIN_LABEL, HostdevMode, HostdevState, PciAddress, VmHostdevRecord
 from gpupool.store.quotas import QuotaRecords
-from vmhost import MDEV_GPU, SRIOV_GPU, VFIO_GPU, VmTestHost, vf_addresses
-from vmpool import ADMIN_TENANT, TEAM_A, TEAM_B, VmPool, wait_for
 
 PASSTHROUGH_FOR_LEGACY = (
-    f"<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0xc1' "
+    "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0xc1' "
     "slot='0x00' function='0x0'/></source></hostdev>"
 )
 

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vmhost import VmTestHost
+
 from gpupool.devices.host_files import HostFiles
 from gpupool.devices.libvirt import LibvirtBackend
 from gpupool.devices.libvirt_config import DomainConfig
@@ -16,7 +18,6 @@ from gpupool.pool import PoolService
 from gpupool.scheduler import make_placer
 from gpupool.store import Store
 from gpupool.vms import VmManager, VmService
-from vmhost import VmTestHost
 
 ADMIN_TENANT = Tenant(ADMIN)
 TEAM_A = Tenant("team-a")

@@ -38,7 +38,9 @@ DOMAIN = f"""<domain type='kvm'>
     <hostdev mode='subsystem' type='mdev' managed='no' model='vfio-pci' display='off'>
       <source><address uuid='{MDEV_UUID.upper()}'/></source>
     </hostdev>
-    <hostdev mode='subsystem' type='usb'><source><vendor id='0x1234'/><product id='0xbeef'/></source></hostdev>
+    <hostdev mode='subsystem' type='usb'>
+      <source><vendor id='0x1234'/><product id='0xbeef'/></source>
+    </hostdev>
   </devices>
 </domain>"""
 

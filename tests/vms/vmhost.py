@@ -54,29 +54,16 @@ class VmTestHost:
         return (self.root / "sys/bus/pci/devices" / address / "nvidia/current_vgpu_type").read_text().strip()
 
     def add_domain(
-        self, name: str, owner: str | None = None, running: bool = False, hostdevs: Sequence[str] = ()
+        self,
+        name: str,
+        owner: str | None = None,
+        running: bool = False,
+        hostdevs: Sequence[str] = (),
+        uuid: str | None = None,
     ) -> None:
         """Add a test-driver domain to the host XML (seen by the next connection)."""
         tree = ET.parse(self.xml)
-        tree.getroot().append(domain_element(name, owner, running, hostdevs))
-        tree.write(self.xml, encoding="unicode")
-
-    def set_domain(self, domain_xml: str) -> None:
-        """Put a domain (as libvirt printed it) into the host XML in place of the one of that name:
-        what libvirt would have kept of it across a restart."""
-        tree = ET.parse(self.xml)
-        node = tree.getroot()
-        new = ET.fromstring(domain_xml)
-        new.set("type", "test")
-        for element in new.iter():  # drop what the test driver would not take back (ids, guest addresses)
-            for child in list(element):
-                if child.tag == "address" and child.get("type") == "pci":
-                    element.remove(child)
-        new.attrib.pop("id", None)
-        for old in node.findall("domain"):
-            if old.findtext("name") == new.findtext("name"):
-                node.remove(old)
-        node.append(new)
+        tree.getroot().append(domain_element(name, owner, running, hostdevs, uuid))
         tree.write(self.xml, encoding="unicode")
 
     def remove_domain(self, name: str) -> None:
@@ -88,16 +75,20 @@ class VmTestHost:
         tree.write(self.xml, encoding="unicode")
 
 
-def domain_element(name: str, owner: str | None, running: bool, hostdevs: Sequence[str] = ()) -> ET.Element:
+def domain_element(
+    name: str, owner: str | None, running: bool, hostdevs: Sequence[str] = (), uuid: str | None = None
+) -> ET.Element:
     metadata = (
         f"<metadata><gpupool:owner xmlns:gpupool='{METADATA_NAMESPACE}' tenant='{owner}'/></metadata>"
         if owner
         else ""
     )
     state = "" if running else f"<test:runstate xmlns:test='{TEST_NAMESPACE}'>5</test:runstate>"
+    uuid_element = f"<uuid>{uuid}</uuid>" if uuid else ""
     return ET.fromstring(
-        f"<domain type='test'><name>{name}</name>{metadata}<memory unit='GiB'>4</memory><vcpu>2</vcpu>"
-        f"<os><type>hvm</type></os><devices>{''.join(hostdevs)}</devices>{state}</domain>"
+        f"<domain type='test'><name>{name}</name>{uuid_element}{metadata}"
+        "<memory unit='GiB'>4</memory><vcpu>2</vcpu><os><type>hvm</type></os>"
+        f"<devices>{''.join(hostdevs)}</devices>{state}</domain>"
     )
 
 

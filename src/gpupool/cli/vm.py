@@ -29,21 +29,19 @@ def list_domains(url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = 
         print_json(items)
         return
     table = Table(title=f"{len(items)} domains", title_justify="left")
-    for column in ("DOMAIN", "STATE", "OWNER", "KIND", "GPU", "SOURCE", "PROFILE", "CLAIM", "STATUS"):
-        table.add_column(column)
+    for column in ("DOMAIN", "STATE", "OWNER", "GPU", "VGPU", "CLAIM", "STATUS"):
+        table.add_column(column, no_wrap=column in ("GPU", "CLAIM", "STATUS"))
     for domain in items:
         if not domain.hostdevs:
-            table.add_row(domain.name, domain.state, domain.owner or "-", "-", "-", "-", "-", "-", "-")
+            table.add_row(domain.name, domain.state, domain.owner or "-", "-", "-", "-", "-")
         for index, h in enumerate(domain.hostdevs):
             first = index == 0
             table.add_row(
                 domain.name if first else "",
                 domain.state if first else "",
                 (domain.owner or "-") if first else "",
-                h.kind,
-                h.gpu_address or "-",
-                h.source,
-                h.profile or "-",
+                h.gpu_address or "?",
+                f"{h.profile} ({h.kind})" if h.profile else h.kind,
                 h.claim_id or "-",
                 "[yellow]unrecorded[/]" if h.state == "unrecorded" else h.state,
             )
@@ -61,7 +59,9 @@ def inventory(url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = Fal
         return
     table = Table(title=f"{len(items)} GPUs", title_justify="left")
     for column in ("IDX", "ADDRESS", "MODEL", "DRIVER", "IOMMU", "NUMA", "PASSTHROUGH", "VGPUS", "HELD BY"):
-        table.add_column(column)
+        table.add_column(
+            column, no_wrap=column in ("ADDRESS", "VGPUS"), min_width=12 if column == "ADDRESS" else None
+        )
     for g in items:
         passthrough = "free" if g.passthrough_available else ("taken" if g.passthrough_capable else "no")
         if g.host_pids:
@@ -80,7 +80,7 @@ def inventory(url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = Fal
     console.print(table)
     profiles = Table(title="vGPU profiles", title_justify="left")
     for column in ("IDX", "PROFILE", "TYPE", "VIA", "FRAMEBUFFER", "AVAILABLE", "MAX"):
-        profiles.add_column(column)
+        profiles.add_column(column, no_wrap=column == "PROFILE")
     for g in items:
         for p in g.profiles:
             via = (

@@ -292,3 +292,13 @@ def test_a_hostdev_gpupool_did_not_record_is_reported_never_adopted_or_removed(
         assert len([e for e in vp.store.list_events() if e.action == "vm.hostdev.unrecorded"]) == 1
     finally:
         vp.close()
+
+
+def test_the_idle_reaper_never_takes_a_gpu_from_a_vm(vp: VmPool, tmp_path: Path) -> None:
+    """libvirt reports no utilization for a GPU inside a VM: no sample is never "idle"."""
+    from gpupool.agent import AgentOptions, NodeAgent
+
+    claim, _, _ = vp.manager.attach(ADMIN_TENANT, "web-1", profile="A100-4C")
+    agent = NodeAgent(vp.pool, AgentOptions(state_dir=tmp_path / "state", idle_timeout_s=5.0))
+    agent.reclaim_idle((claim.bound_at or 0) + 3600)
+    assert vp.claim(claim.id).state == ClaimState.BOUND

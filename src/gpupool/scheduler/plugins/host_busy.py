@@ -9,26 +9,26 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from gpupool.scheduler.cluster import Cluster
-from gpupool.scheduler.framework import CycleState, slots_of
+from gpupool.scheduler.plugins.vm_rule import VmRule
 from gpupool.scheduler.request import Request
-from gpupool.scheduler.status import SUCCESS, Status, unschedulable
+from gpupool.scheduler.status import Status, unschedulable
+from gpupool.scheduler.vm_slots import SlotTraits
 
 NAME = "host-busy"
 BUSY = "{gpus} in use by host processes (pids {pids})"
 
 
-class HostBusyRule:
+class HostBusyRule(VmRule):
     NAME = NAME
 
-    def filter_slots(
-        self, request: Request, cluster: Cluster, allowed: NDArray[np.bool_] | None, cycle: CycleState
-    ) -> tuple[NDArray[np.bool_] | None, Status]:
-        traits = cluster.slot_traits
-        if traits is None or not request.passthrough:
-            return None, SUCCESS
+    def applies(self, request: Request) -> bool:
+        return request.passthrough
+
+    def rule(
+        self, request: Request, traits: SlotTraits, allowed: NDArray[np.bool_]
+    ) -> tuple[NDArray[np.bool_], Status]:
         busy = np.vectorize(bool, otypes=[np.bool_])(traits.host_pids)
-        shown = slots_of(cluster, allowed) & busy
+        shown = allowed & busy
         pids = sorted({pid for held in traits.host_pids[shown] for pid in held})
         return ~busy, unschedulable(
             BUSY.format(gpus=traits.names(shown), pids=", ".join(map(str, pids))), NAME

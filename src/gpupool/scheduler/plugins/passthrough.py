@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from gpupool.scheduler.cluster import Cluster
-from gpupool.scheduler.framework import CycleState, slots_of
+from gpupool.scheduler.plugins.vm_rule import VmRule
 from gpupool.scheduler.request import Request
-from gpupool.scheduler.status import SUCCESS, Status, unresolvable, unschedulable
+from gpupool.scheduler.status import Status, unresolvable, unschedulable
+from gpupool.scheduler.vm_slots import SlotTraits
 
 NAME = "passthrough"
 NOT_CAPABLE = "{gpus} cannot be passed through (no IOMMU group of their own)"
@@ -20,16 +20,12 @@ HELD = "{gpus} held whole by VM {domains}"
 VM_ONLY = "{gpus} serve only VMs (bound to vfio-pci or holding vGPUs); host claims need the nvidia driver"
 
 
-class PassthroughRule:
+class PassthroughRule(VmRule):
     NAME = NAME
 
-    def filter_slots(
-        self, request: Request, cluster: Cluster, allowed: NDArray[np.bool_] | None, cycle: CycleState
-    ) -> tuple[NDArray[np.bool_] | None, Status]:
-        traits = cluster.slot_traits
-        if traits is None:
-            return None, SUCCESS
-        allowed = slots_of(cluster, allowed)
+    def rule(
+        self, request: Request, traits: SlotTraits, allowed: NDArray[np.bool_]
+    ) -> tuple[NDArray[np.bool_], Status]:
         unheld = traits.passed_through_to == ""
         held = allowed & ~unheld
         reasons = [

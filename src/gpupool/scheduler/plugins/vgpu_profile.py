@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from gpupool.scheduler.cluster import Cluster
-from gpupool.scheduler.framework import CycleState, slots_of
+from gpupool.scheduler.plugins.vm_rule import VmRule
 from gpupool.scheduler.request import Request
-from gpupool.scheduler.status import SUCCESS, Status, unresolvable, unschedulable
+from gpupool.scheduler.status import Status, unresolvable, unschedulable
+from gpupool.scheduler.vm_slots import SlotTraits
 
 NAME = "vgpu-profile"
 NOT_OFFERED = "{gpus}: no vGPU profile {profile}"
@@ -21,16 +21,12 @@ HOST_CLAIMS = "{gpus} run host claims"
 NONE_LEFT = "{gpus}: no {profile} instance left"
 
 
-class VgpuProfileRule:
+class VgpuProfileRule(VmRule):
     NAME = NAME
 
-    def filter_slots(
-        self, request: Request, cluster: Cluster, allowed: NDArray[np.bool_] | None, cycle: CycleState
-    ) -> tuple[NDArray[np.bool_] | None, Status]:
-        traits = cluster.slot_traits
-        if traits is None:
-            return None, SUCCESS
-        allowed = slots_of(cluster, allowed)
+    def rule(
+        self, request: Request, traits: SlotTraits, allowed: NDArray[np.bool_]
+    ) -> tuple[NDArray[np.bool_], Status]:
         free = traits.hosted == ""
         profile = request.vgpu_profile
         if not profile:

@@ -75,6 +75,13 @@ class Reconciler:
             self._report_unrecorded(manager.views.get(fresh=True), report)
             return report
 
+    def stale(self) -> bool:
+        """A recorded claim ended outside the adapter (`gpupool release`, a reclaim): a cheap check
+        (no libvirt call) that lets the watcher detach it within seconds."""
+        store = self.manager.pool.store
+        claims = {record.claim_id for record in self.manager.records.records()}
+        return any(not store.get_claim(claim_id).state.is_active for claim_id in claims)
+
     def _claim(
         self, view: HostView, claim_id: str, records: list[VmHostdevRecord], report: ReconcileReport
     ) -> None:

@@ -1,10 +1,12 @@
-"""Reconcile when libvirt says a domain changed (undefined, stopped, redefined, reconnected) and
-every `resync_s` seconds in case an event was missed (level-triggered: events only wake it up)."""
+"""Reconcile when libvirt says a domain changed (undefined, stopped, redefined, reconnected), when a
+VM claim ended elsewhere (checked every 2 s), and every `resync_s` seconds in case an event was
+missed (level-triggered: events only wake it up)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from gpupool.devices.libvirt_host import RECONNECTED, DomainEvent, LibvirtHost
 from gpupool.vms.reconcile import Reconciler
@@ -12,6 +14,7 @@ from gpupool.vms.reconcile import Reconciler
 log = logging.getLogger("gpupool.vms")
 
 RESYNC_S = 30.0
+CHECK_S = 2.0  # how often the store is asked whether a VM claim ended elsewhere
 WAKING_EVENTS = frozenset({"defined", "undefined", "stopped", "crashed", RECONNECTED})
 
 
@@ -37,12 +40,17 @@ class VmWatcher:
             self._wake.set()
 
     def _run(self) -> None:
+        last = time.monotonic()
         while not self._stop.is_set():
-            self._wake.wait(self.resync_s)
+            woken = self._wake.wait(min(CHECK_S, self.resync_s))
             self._wake.clear()
             if self._stop.is_set():
                 return
             try:
+                due = woken or time.monotonic() - last >= self.resync_s or self.reconciler.stale()
+                if not due:
+                    continue
+                last = time.monotonic()
                 self.reconciler.run()
             except Exception:  # the watcher must outlive one bad pass; the error is logged
                 log.exception("VM reconcile failed")

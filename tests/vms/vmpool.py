@@ -42,8 +42,9 @@ class VmPool:
                 store.create_tenant(tenant.name, f"hash-of-{tenant.name}")
         backend = LibvirtBackend(LibvirtHost(host.uri), HostFiles(host.root))
         pool = PoolService(store, backend, make_placer("default"))
-        pool.start()
         manager = VmManager(pool, backend, domains or backend.host)
+        manager.install()  # as `serve` does: the VM rules are on before the first scheduling pass
+        pool.start()
         return cls(host, store, backend, pool, VmService.start(manager, resync_s=resync_s))
 
     @property

@@ -59,6 +59,8 @@ def build_pool(options: ServeOptions, cluster: ClusterMode | None = None) -> Poo
         log.warning(notice)
     store = Store(options.db or data_dir() / "gpupool.db")
     pool = PoolService(store, backend, make_placer(options.policy), preempt_grace_s=options.preempt_grace_s)
+    if options.libvirt is not None:
+        _install_vm_rules(pool)  # before the first scheduling pass
     for claim in pool.start():
         log.warning("claim %s (%s) is bound to a device that no longer exists", claim.id, claim.tenant)
     return pool
@@ -111,6 +113,12 @@ def _libvirt_backend(options: ServeOptions) -> DeviceBackend:
     from gpupool.vms.serve import open_libvirt_backend
 
     return open_libvirt_backend(options.libvirt or "", options.libvirt_host_root)
+
+
+def _install_vm_rules(pool: PoolService) -> None:
+    from gpupool.vms.serve import install_vm_rules
+
+    install_vm_rules(pool)
 
 
 def _start_vms(pool: PoolService, options: ServeOptions) -> VmService | None:

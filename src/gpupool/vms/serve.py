@@ -23,9 +23,18 @@ def open_libvirt_backend(uri: str, host_root: str | None = None) -> LibvirtBacke
     return LibvirtBackend(LibvirtHost(uri), HostFiles(root))
 
 
+def install_vm_rules(pool: PoolService) -> None:
+    """Give the pool's scheduler the VM traits of every GPU (before it places anything)."""
+    _manager(pool).install()
+
+
 def start_vms(pool: PoolService) -> VmService:
     """Start the VM front door over a pool served from the libvirt backend."""
+    return VmService.start(_manager(pool))
+
+
+def _manager(pool: PoolService) -> VmManager:
     backend = pool.backend
     if not isinstance(backend, LibvirtBackend):
         raise InvalidRequest("VM support needs the libvirt device backend (`--libvirt URI`)")
-    return VmService.start(VmManager.for_backend(pool, backend))
+    return VmManager.for_backend(pool, backend)

@@ -97,7 +97,7 @@ export function sparkline(values, max = 100, points = 150) {
 
 // Which VMs (libvirt domains) hold a share of the device, when the pool serves VMs.
 function vmHolders(d) {
-  const names = [...new Set(d.segments.map((s) => s.holder).filter(Boolean))];
+  const names = [...new Set(d.segments.map((s) => s.holder).filter(Boolean))].sort();
   return names.length ? `<div class="holders" title="libvirt domains holding this GPU">VM ${esc(names.join(", "))}</div>` : "";
 }
 

@@ -7,16 +7,19 @@ GPU into a running QEMU needs the device, so that path is checked for its failur
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from libvirtd import Libvirtd, start_libvirtd, unavailable_reason
+from runctl import gpupool
+from serverctl import ServerProcess
 from vmhost import MDEV_GPU, VFIO_GPU, VmTestHost
 from vmpool import ADMIN_TENANT, VmPool, wait_for
 
-from gpupool.devices.libvirt_config import HostdevMdev
+from gpupool.devices.libvirt_config import DomainConfig, HostdevMdev
 from gpupool.devices.libvirt_host import LibvirtHost
 from gpupool.errors import GpupoolError
 from gpupool.model import ClaimState
@@ -123,3 +126,37 @@ def test_a_restarted_libvirtd_is_reconnected_and_reconciled(
         )
     finally:
         vp.close()
+
+
+def test_serve_with_real_domains_releases_on_undefine(
+    vm_host: VmTestHost, tmp_path: Path, daemon: Libvirtd, virsh: Any
+) -> None:
+    """End to end: `gpupool serve --libvirt qemu:///session?socket=... --libvirt-gpus test:///...`
+    and the CLI; `virsh undefine` of the VM gives its vGPU back."""
+    virsh.defineXML(TCG_DOMAIN.format(name="tcg-4"))
+    args = ("--libvirt", daemon.uri, "--libvirt-gpus", vm_host.uri, "--libvirt-host-root", str(vm_host.root))
+    server = ServerProcess(home=tmp_path, simulate="", extra_args=args).start()
+    try:
+        attached = gpupool(server, "vm", "attach", "tcg-4", "--profile", "A100-4C", "--json")
+        assert attached.returncode == 0, attached.stderr
+        claim = json.loads(attached.stdout)["claim"]["id"]
+        domain = virsh.lookupByName("tcg-4")
+        (hostdev,) = DomainConfig.parse(domain.XMLDesc(libvirt_inactive())).hostdevs
+        assert isinstance(hostdev, HostdevMdev)
+        domain.undefine()
+
+        def released() -> bool:
+            shown = gpupool(server, "ps", "--all", "--json")
+            return any(
+                c["id"] == claim and c["state"] == "released" for c in json.loads(shown.stdout or "[]")
+            )
+
+        wait_for(released, what="the server to release the claim")
+    finally:
+        server.stop()
+
+
+def libvirt_inactive() -> int:
+    import libvirt
+
+    return int(libvirt.VIR_DOMAIN_XML_INACTIVE)

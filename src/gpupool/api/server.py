@@ -47,6 +47,7 @@ class ServeOptions:
     preempt_grace_s: float = DEFAULT_PREEMPT_GRACE_S  # SIGTERM -> SIGKILL for preempted workloads
     libvirt: str | None = None  # VM mode: the libvirt URI whose GPUs and domains gpupool serves
     libvirt_host_root: str | None = None  # where that host's sysfs and /dev are (default /)
+    libvirt_gpus: str | None = None  # GPUs from this libvirt URI instead (a test-driver host, no GPU)
 
 
 def build_pool(options: ServeOptions, cluster: ClusterMode | None = None) -> PoolService:
@@ -77,6 +78,8 @@ def serve(options: ServeOptions) -> None:
     _check_port_free(options.host, options.port)
     if options.libvirt is not None and (options.simulate is not None or options.ray is not None):
         raise InvalidRequest("--libvirt: serves one libvirt host's GPUs; drop --simulate and --ray")
+    if options.libvirt_gpus is not None and options.libvirt is None:
+        raise InvalidRequest("--libvirt-gpus: give --libvirt URI too (where the domains are)")
     cluster = _join_cluster(options)
     pool = build_pool(options, cluster)
     admin_token, token_file = resolve_admin_token()
@@ -112,7 +115,7 @@ def _libvirt_backend(options: ServeOptions) -> DeviceBackend:
     """VM mode (`--libvirt URI`): the GPUs of that libvirt host (imports libvirt only here)."""
     from gpupool.vms.serve import open_libvirt_backend
 
-    return open_libvirt_backend(options.libvirt or "", options.libvirt_host_root)
+    return open_libvirt_backend(options.libvirt_gpus or options.libvirt or "", options.libvirt_host_root)
 
 
 def _install_vm_rules(pool: PoolService) -> None:
@@ -126,7 +129,7 @@ def _start_vms(pool: PoolService, options: ServeOptions) -> VmService | None:
         return None
     from gpupool.vms.serve import start_vms
 
-    return start_vms(pool)
+    return start_vms(pool, options.libvirt if options.libvirt_gpus else None)
 
 
 def _join_cluster(options: ServeOptions) -> ClusterMode | None:

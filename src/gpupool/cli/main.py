@@ -86,6 +86,12 @@ def serve(
     libvirt: Annotated[
         str | None, typer.Option("--libvirt", help="VM mode: pool this libvirt host's GPUs for its domains")
     ] = None,
+    libvirt_gpus: Annotated[
+        str | None,
+        typer.Option(
+            "--libvirt-gpus", help="GPUs from this libvirt URI instead (a test:/// host, to try VMs)"
+        ),
+    ] = None,
     libvirt_host_root: Annotated[
         str | None, typer.Option("--libvirt-host-root", help="that host's /sys and /dev are here (default /)")
     ] = None,
@@ -100,7 +106,9 @@ def serve(
     )  # fmt: skip
     level = log_level.value
     options = ServeOptions(simulate=simulate, host=host, port=port, db=db, policy=policy, log_level=level)
-    options = replace(options, libvirt=libvirt, libvirt_host_root=libvirt_host_root)
+    options = replace(
+        options, libvirt=libvirt, libvirt_host_root=libvirt_host_root, libvirt_gpus=libvirt_gpus
+    )
     run_server(replace(options, agent=agent, ray=ray, preempt_grace_s=preempt_grace))
 
 

@@ -25,16 +25,18 @@ def open_libvirt_backend(uri: str, host_root: str | None = None) -> LibvirtBacke
 
 def install_vm_rules(pool: PoolService) -> None:
     """Give the pool's scheduler the VM traits of every GPU (before it places anything)."""
-    _manager(pool).install()
+    VmManager.for_backend(pool, _backend(pool)).install()
 
 
-def start_vms(pool: PoolService) -> VmService:
-    """Start the VM front door over a pool served from the libvirt backend."""
-    return VmService.start(_manager(pool))
+def start_vms(pool: PoolService, domains_uri: str | None = None) -> VmService:
+    """Start the VM front door over a pool served from the libvirt backend. `domains_uri`: the
+    domains live on another libvirt connection than the GPUs (`--libvirt-gpus`)."""
+    backend = _backend(pool)
+    domains = LibvirtHost(domains_uri) if domains_uri else backend.host
+    return VmService.start(VmManager(pool, backend, domains))
 
 
-def _manager(pool: PoolService) -> VmManager:
-    backend = pool.backend
-    if not isinstance(backend, LibvirtBackend):
+def _backend(pool: PoolService) -> LibvirtBackend:
+    if not isinstance(pool.backend, LibvirtBackend):
         raise InvalidRequest("VM support needs the libvirt device backend (`--libvirt URI`)")
-    return VmManager.for_backend(pool, backend)
+    return pool.backend

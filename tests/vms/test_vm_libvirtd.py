@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 from libvirtd import Libvirtd, start_libvirtd, unavailable_reason
-from runctl import gpupool
-from serverctl import ServerProcess
 from vmhost import MDEV_GPU, VFIO_GPU, VmTestHost
 from vmpool import ADMIN_TENANT, VmPool, wait_for
 
@@ -23,6 +21,8 @@ from gpupool.devices.libvirt_config import DomainConfig, HostdevMdev
 from gpupool.devices.libvirt_host import LibvirtHost
 from gpupool.errors import GpupoolError
 from gpupool.model import ClaimState
+from runctl import gpupool
+from serverctl import ServerProcess
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")
 

@@ -1,7 +1,7 @@
 """The lifecycle-event path with a real libvirtd and QEMU (TCG), where they can run.
 
 The GPUs still come from the test VM host (this machine has none); the domains live in a private
-session libvirtd (see `libvirtd.py`), changed by a second client as `virsh` would. Hot-plugging a
+session libvirtd (see `libvirtdctl.py`), changed by a second client as `virsh` would. Hot-plugging a
 GPU into a running QEMU needs the device, so that path is checked for its failure: undone cleanly.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from libvirtd import Libvirtd, start_libvirtd, unavailable_reason
+from libvirtdctl import Libvirtd, start_libvirtd, unavailable_reason
 from vmhost import MDEV_GPU, VFIO_GPU, VmTestHost
 from vmpool import ADMIN_TENANT, VmPool, wait_for
 

@@ -113,12 +113,16 @@ class VmManager:
     def find_domain(self, caller: Tenant, view: HostView, name: str) -> DomainState:
         domain = view.domain_named(name)
         if domain is None:
-            if caller.is_admin:
-                known = ", ".join(d.name for d in view.domains) or "none"
-                raise NotFound(f"unknown domain {name!r} (domains on this host: {known})")
-            raise NotFound(f"unknown domain {name!r} (or not assigned to tenant {caller.name})")
+            raise self._unknown_domain(caller, view, name)
         self.owner_of(caller, domain)
         return domain
+
+    @staticmethod
+    def _unknown_domain(caller: Tenant, view: HostView, name: str) -> NotFound:
+        if caller.is_admin:
+            known = ", ".join(d.name for d in view.domains) or "none"
+            return NotFound(f"unknown domain {name!r} (domains on this host: {known})")
+        return NotFound(f"unknown domain {name!r} (or not assigned to tenant {caller.name})")
 
     # ------------------------------------------------------------------ attach
     def attach(
@@ -225,7 +229,7 @@ class VmManager:
             if not caller.is_admin:
                 records = [r for r in records if r.tenant == caller.name]
             if not records and domain is None:
-                return self._unknown_domain(caller, view, domain_name)
+                raise self._unknown_domain(caller, view, domain_name)
             if claim_id is not None:
                 records = [r for r in records if r.claim_id == claim_id]
                 if not records:
@@ -238,10 +242,6 @@ class VmManager:
                 self.tear_down_claim(mine, f"detached from {domain_name} by {caller.name}", caller.name)
                 released.append(claim)
             return released
-
-    def _unknown_domain(self, caller: Tenant, view: HostView, name: str) -> list[str]:
-        self.find_domain(caller, view, name)  # raises NotFound with the right wording
-        raise NotFound(f"unknown domain {name!r}")
 
     def tear_down_claim(self, records: Sequence[VmHostdevRecord], reason: str, actor: str = ACTOR) -> None:
         """Detach one claim's hostdevs (when its domain still has them), remove its vGPUs unless

@@ -98,8 +98,11 @@ def build(record: VmHostdevRecord, gpu: VmGpu | None, nodes: LibvirtHost, files:
         return True
     if record.mode == HostdevMode.VF:
         assert record.type_id is not None
-        if files.vf_current_type(record.address) == record.type_id:
+        current = files.vf_current_type(record.address)
+        if current == record.type_id:
             return False
+        if current is not None:  # set by someone else since: never overwritten under a VM
+            raise Conflict(f"VF {record.address} has vGPU type {current}, not {record.type_id}")
         files.set_vf_type(record.address, record.type_id)
         return True
     return False

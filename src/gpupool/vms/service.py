@@ -46,6 +46,8 @@ class VmService:
     def close(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
+        if self.manager.domains is not self.manager.nodes:  # `--libvirt-gpus`: a connection of its own
+            self.manager.domains.close()
 
     # ---------------------------------------------------------------- changes
     def attach(

@@ -243,6 +243,9 @@ def test_bad_input_gets_a_clear_4xx_and_exit_2(server: ServerProcess, shared_hos
         assert busy.returncode == 2 and f"in use by host process(es) {holder.pid}" in busy.stderr
         inventory = cli_json(server, "vm", "inventory")
         assert inventory[0]["host_pids"] == [holder.pid] and not inventory[0]["passthrough_available"]
+        with server.client() as http:
+            response = http.post("/v1/vms/build-1/attach", json={"gpus": 1, "device": MDEV_GPU})
+            assert response.status_code == 409 and "in use by host process" in response.json()["detail"]
     finally:
         holder.kill()
         holder.wait()

@@ -352,15 +352,6 @@ class LibvirtHost:
         except NotFound:
             raise NotFound(f"unknown domain {name!r}") from None
 
-    def domain_by_uuid(self, uuid: str) -> DomainState | None:
-        conn = self._connection()
-        try:
-            return self._state(conn.lookupByUUIDString(uuid))
-        except self.libvirt.libvirtError as exc:
-            if exc.get_error_code() == self.libvirt.VIR_ERR_NO_DOMAIN:
-                return None
-            raise self._translate(exc, f"read domain {uuid}") from exc
-
     def _state(self, domain: Any) -> DomainState:
         active = bool(domain.isActive())
         persistent = bool(domain.isPersistent())

@@ -304,5 +304,5 @@ def test_the_idle_reaper_never_takes_a_gpu_from_a_vm(vp: VmPool, tmp_path: Path)
 
     claim, _, _ = vp.manager.attach(ADMIN_TENANT, "web-1", profile="A100-4C")
     agent = NodeAgent(vp.pool, AgentOptions(state_dir=tmp_path / "state", idle_timeout_s=5.0))
-    agent.reclaim_idle((claim.bound_at or 0) + 3600)
+    agent.idle.reclaim((claim.bound_at or 0) + 3600)
     assert vp.claim(claim.id).state == ClaimState.BOUND

@@ -82,13 +82,17 @@ def build_overview(
 
 def queue_order(pool: PoolService, active: list[Claim]) -> list[Claim]:
     """Pending claims in the order the pool will try them (fair share across tenants)."""
-    gate = QuotaGate(QuotaRecords(pool.store).quotas(), tenant_usage(active, pool.devices), pool.devices)
+    gate = QuotaGate(
+        QuotaRecords(pool.store).quotas(),
+        tenant_usage(active, pool.schedulable_devices),
+        pool.schedulable_devices,
+    )
     pending = sorted((c for c in active if c.state == ClaimState.PENDING), key=lambda c: c.created_at)
-    return fair_order(pending, gate, pool.devices)
+    return fair_order(pending, gate, pool.schedulable_devices)
 
 
 def tenant_rows(pool: PoolService, active: list[Claim], viewer: Tenant) -> list[TenantRow]:
-    usage = tenant_usage(active, pool.devices)
+    usage = tenant_usage(active, pool.schedulable_devices)
     quotas = QuotaRecords(pool.store).quotas()
     names = sorted({t.name for t in pool.store.list_tenants()} | set(usage))
     if not viewer.is_admin:

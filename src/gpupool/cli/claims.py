@@ -23,6 +23,9 @@ def claim(
         str | None, typer.Option("--compute", "-c", help="compute share per vGPU, 1..100 (%)")
     ] = None,
     model: Annotated[str | None, typer.Option("--model", help="device model pattern, e.g. 'H100*'")] = None,
+    mig: Annotated[
+        str | None, typer.Option("--mig", help="a whole MIG instance of this profile, e.g. 1g.10gb")
+    ] = None,
     priority: Annotated[int, typer.Option("--priority", help="higher binds first")] = 0,
     preemptible: Annotated[
         bool, typer.Option("--preemptible", help="may be evicted for in-quota work")
@@ -47,6 +50,7 @@ def claim(
             priority=priority,
             preemptible=preemptible,
             labels=labels,
+            mig=mig,
         )
         launch = client.launch_env(result.id) if env and not as_json and result.state == "bound" else None
     if as_json:

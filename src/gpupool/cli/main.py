@@ -14,6 +14,7 @@ from gpupool.cli import claims, inventory, run, sim, tenants, top, vm, workloads
 from gpupool.cli.output import EXIT_USAGE
 from gpupool.cli.serve_agent import (
     IdleTimeoutOpt,
+    KillUnclaimedOpt,
     LeaseTtlOpt,
     MigReconfigOpt,
     MpsControlOpt,
@@ -77,6 +78,7 @@ def serve(
     mps_control: MpsControlOpt = "nvidia-cuda-mps-control",
     state_dir: StateDirOpt = None,
     allow_mig_reconfig: MigReconfigOpt = False,
+    kill_unclaimed: KillUnclaimedOpt = False,
     ray: Annotated[
         str | None, typer.Option("--ray", help="cluster mode: join the Ray cluster at ADDRESS (or auto)")
     ] = None,
@@ -102,7 +104,7 @@ def serve(
 
     agent = agent_options(
         lease_ttl, idle_timeout, watchdog, watchdog_grace, telemetry_interval, mps, mps_control, state_dir,
-        allow_mig_reconfig,
+        allow_mig_reconfig, kill_unclaimed,
     )  # fmt: skip
     level = log_level.value
     options = ServeOptions(simulate=simulate, host=host, port=port, db=db, policy=policy, log_level=level)

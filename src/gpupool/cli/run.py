@@ -66,10 +66,6 @@ def run(
     token: TokenOpt = None,
 ) -> None:
     """Run CMD on a vGPU: claim, wait in the queue, start CMD with the vGPU environment, release at exit."""
-    if mig is not None:
-        from gpupool.isolation.mig import profile_model_pattern
-
-        model = profile_model_pattern(mig, model)
     compute_value: int | str | None = int(compute) if compute and compute.isdigit() else compute
     code = 0
     handed_over = False  # a detached CMD's claim belongs to the node agent
@@ -77,7 +73,7 @@ def run(
         previous = {sig: signal.signal(sig, _raise_interrupted) for sig in FORWARDED}
         claim = client.claim(
             gpus=gpus, memory=memory, compute=compute_value, model=model, priority=priority,
-            lease_ttl_s=LEASE_TTL_S,
+            lease_ttl_s=LEASE_TTL_S, mig=mig,
         )  # fmt: skip
         keeper: LeaseKeeper | None = None
         child: dict[str, subprocess.Popen[bytes]] = {}
@@ -149,7 +145,10 @@ def _wait_bound(client: Client, claim: ClaimPublic, wait: bool) -> ClaimPublic:
 
 
 def _detach(client: Client, claim: ClaimPublic, command: list[str]) -> None:
-    workload = client.create_workload(claim.id, command, detach=True, cwd=os.getcwd(), env=dict(os.environ))
+    # The caller's variables go along (minus gpupool's own: tokens never travel); the server drops
+    # what a detached workload must not get and runs it as the tenant's OS user.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GPUPOOL_")}
+    workload = client.create_workload(claim.id, command, detach=True, cwd=os.getcwd(), env=env)
     sys.stderr.write(
         f"gpupool: started pid {workload.pid} for claim {claim.id}; "
         f"`gpupool logs {claim.id}` to follow, `gpupool stop {claim.id}` to stop\n"

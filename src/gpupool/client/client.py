@@ -93,8 +93,10 @@ class Client:
         preemptible: bool = False,
         labels: dict[str, str] | None = None,
         lease_ttl_s: float | None = None,
+        mig: str | None = None,
     ) -> ClaimPublic:
-        """Create a claim; with `lease_ttl_s` its lease is taken in the same transaction."""
+        """Create a claim; with `lease_ttl_s` its lease is taken in the same transaction. `mig`
+        asks for a whole MIG instance of that profile (`model` then names the parent)."""
         body: dict[str, Any] = {"gpus": gpus, "priority": priority, "preemptible": preemptible}
         if memory is not None:
             body["memory"] = memory
@@ -102,6 +104,8 @@ class Client:
             body["compute"] = compute
         if model:
             body["model"] = model
+        if mig:
+            body["mig"] = mig
         if labels:
             body["labels"] = labels
         if lease_ttl_s is not None:
@@ -134,6 +138,10 @@ class Client:
         """Set a tenant's guarantee and limit (admin), e.g. guarantee="2gpu", limit="4gpu,320GiB"."""
         body = {"guarantee": guarantee, "limit": limit}
         return self._call("PUT", f"/v1/tenants/{tenant}/quota", QuotaPublic, json=body)
+
+    def set_run_as(self, tenant: str, user: str | None) -> TenantPublic:
+        """Map a tenant to the OS user its detached workloads run as (admin); None removes it."""
+        return self._call("PATCH", f"/v1/tenants/{tenant}", TenantPublic, json={"run_as": user})
 
     def quotas(self) -> list[QuotaPublic]:
         return self._call("GET", "/v1/quotas", QuotaList).items

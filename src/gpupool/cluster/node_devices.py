@@ -7,9 +7,11 @@ UUIDs derived from it, so every node of the cluster has distinct, restart-stable
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Mapping
 
 from gpupool.devices import DeviceBackend, NvmlBackend, SimulatedBackend, simulated_uuid
+from gpupool.devices.simulated import UUID_NAMESPACE
 from gpupool.errors import DeviceBackendError
 from gpupool.model import Device, DeviceTelemetry
 
@@ -24,11 +26,20 @@ class RenamedSimulatedBackend:
         self._to_outer: dict[str, str] = {}
         self._devices: list[Device] = []
         for device in self.inner.devices():
-            self._to_outer[device.uuid] = simulated_uuid(device.model, node_name, device.index)
+            if device.is_mig_instance:  # instances share their parent's model name and index
+                outer_uuid = f"MIG-{uuid.uuid5(UUID_NAMESPACE, f'{node_name}/{device.uuid}')}"
+            else:
+                outer_uuid = simulated_uuid(device.model, node_name, device.index)
+            self._to_outer[device.uuid] = outer_uuid
         for device in self.inner.devices():
             peers = tuple(self._to_outer[peer] for peer in device.nvlink_peers)
             outer = self._to_outer[device.uuid]
-            self._devices.append(dataclasses.replace(device, uuid=outer, node=node_name, nvlink_peers=peers))
+            parent = self._to_outer[device.parent_uuid] if device.parent_uuid else None
+            self._devices.append(
+                dataclasses.replace(
+                    device, uuid=outer, node=node_name, nvlink_peers=peers, parent_uuid=parent
+                )
+            )
         self._to_inner = {outer: inner for inner, outer in self._to_outer.items()}
 
     def devices(self) -> list[Device]:

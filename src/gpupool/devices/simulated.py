@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from gpupool.devices.spec import SimulatedNode, node_layout, parse_spec
 from gpupool.errors import InvalidRequest, NotFound
-from gpupool.model import Device, DeviceTelemetry, ProcessUsage
+from gpupool.model import Device, DeviceTelemetry, MiB, ProcessUsage
+from gpupool.model.mig import MIG_SLICES, instance_model, profile_slices
 
 UUID_NAMESPACE = uuid.UUID("6f1d2b1e-8c3a-5e57-9a3c-67707570f06c")
 """Namespace of simulated device UUIDs (uuid5); changing it renames every simulated device."""
@@ -30,6 +31,8 @@ UTILIZATION_WOBBLE = (0.70, 1.00)
 """Utilization is allocated compute percent times a factor in this range."""
 MEMORY_FILL = (0.70, 0.95)
 """Memory used is allocated memory times a factor in this range."""
+MIG_MEMORY_PER_GB = 985 * MiB
+"""Memory of a MIG instance per GB in its profile name (an H100's 1g.10gb shows 9856 MiB)."""
 
 
 def simulated_uuid(model_name: str, node_name: str, index: int) -> str:
@@ -65,20 +68,40 @@ def _build_devices(nodes: tuple[SimulatedNode, ...]) -> list[Device]:
         uuids = [simulated_uuid(node.model.name, node.name, index) for index in range(node.gpus)]
         for index, device_uuid in enumerate(uuids):
             peers = tuple(peer for peer in uuids if peer != device_uuid) if node.model.nvlink else ()
-            devices.append(
-                Device(
-                    uuid=device_uuid,
-                    node=node.name,
-                    index=index,
-                    model=node.model.name,
-                    memory_total_bytes=node.model.memory_total_bytes,
-                    sm_count=node.model.sm_count,
-                    mig_capable=node.model.mig_capable,
-                    mig_mode=False,
-                    nvlink_peers=peers,
-                )
+            parent = Device(
+                uuid=device_uuid,
+                node=node.name,
+                index=index,
+                model=node.model.name,
+                memory_total_bytes=node.model.memory_total_bytes,
+                sm_count=node.model.sm_count,
+                mig_capable=node.model.mig_capable,
+                mig_mode=bool(node.mig),
+                nvlink_peers=peers,
             )
+            devices.append(parent)
+            devices += _mig_instances(parent, node.mig)
     return devices
+
+
+def _mig_instances(parent: Device, profiles: tuple[str, ...]) -> list[Device]:
+    """The parent's MIG instances, as NVML lists them: after the parent, with its index."""
+    instances = []
+    for slot, profile in enumerate(profiles):
+        slices, gb = profile_slices(profile)
+        name = f"{parent.uuid}/mig/{slot}"
+        instances.append(
+            Device(
+                uuid=f"MIG-{uuid.uuid5(UUID_NAMESPACE, name)}",
+                node=parent.node,
+                index=parent.index,
+                model=instance_model(parent.model, profile),
+                memory_total_bytes=min(gb * MIG_MEMORY_PER_GB, parent.memory_total_bytes),
+                sm_count=parent.sm_count * slices // (MIG_SLICES + 1) or 1,
+                parent_uuid=parent.uuid,
+            )
+        )
+    return instances
 
 
 class SimulatedBackend:
@@ -172,6 +195,16 @@ class SimulatedBackend:
         processes: Mapping[int, _SimulatedProcess],
     ) -> DeviceTelemetry:
         memory_bytes, compute_percent = allocations.get(device.uuid, (0, 0))
+        if device.mig_mode or device.is_mig_instance:
+            # As on real cards: no utilization counter in MIG mode, memory as the processes use it.
+            used = sum(process.used_memory_bytes for process in processes.values())
+            return DeviceTelemetry(
+                uuid=device.uuid,
+                utilization_percent=None,
+                memory_used_bytes=min(used, device.memory_total_bytes),
+                processes=_process_usage(processes),
+                timestamp=now,
+            )
         wobble = math.sin(2 * math.pi * now / WOBBLE_PERIOD_S + _phase(device.uuid, "util"))
         drift = math.sin(2 * math.pi * now / MEMORY_PERIOD_S + _phase(device.uuid, "memory"))
         utilization = compute_percent * _between(UTILIZATION_WOBBLE, wobble)
@@ -182,9 +215,12 @@ class SimulatedBackend:
             uuid=device.uuid,
             utilization_percent=round(min(utilization, 100.0), 1),
             memory_used_bytes=min(memory_used, device.memory_total_bytes),
-            processes=tuple(
-                ProcessUsage(pid=pid, used_memory_bytes=processes[pid].used_memory_bytes)
-                for pid in sorted(processes)
-            ),
+            processes=_process_usage(processes),
             timestamp=now,
         )
+
+
+def _process_usage(processes: Mapping[int, _SimulatedProcess]) -> tuple[ProcessUsage, ...]:
+    return tuple(
+        ProcessUsage(pid=pid, used_memory_bytes=processes[pid].used_memory_bytes) for pid in sorted(processes)
+    )

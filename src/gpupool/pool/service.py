@@ -62,6 +62,8 @@ class PoolService:
         self.placer = placer
         self.preempt_grace_s = preempt_grace_s
         self._devices: list[Device] = []
+        self._schedulable: list[Device] = []  # without MIG-mode parents: only their instances go out
+        self._own_nodes: set[str] = set()  # nodes this process's backend ever showed
         self._schedule_lock = threading.Lock()
         self.observer: PoolObserver = NullObserver()  # metrics plug in here (api layer)
         self.load_annotator: LoadAnnotator | None = None  # VM traits plug in here (vms adapter)
@@ -77,11 +79,17 @@ class PoolService:
         self.schedule()
         return affected
 
-    def refresh_devices(self) -> list[Claim]:
+    def refresh_devices(self, lost_nodes: Sequence[str] = ()) -> list[Claim]:
         """Re-read the inventory (nodes may have joined or left since); flag bindings on vanished
-        devices as missing and return their claims."""
+        devices as missing and return their claims.
+
+        Only nodes this backend has shown (or `lost_nodes`) are judged: a replica sharing the store
+        never marks another host's devices gone.
+        """
         self._devices = sorted(self.backend.devices(), key=lambda d: (d.node, d.index))
-        vanished = self.store.sync_devices(self._devices)
+        self._schedulable = [d for d in self._devices if d.schedulable]
+        self._own_nodes |= {d.node for d in self._devices} | set(lost_nodes)
+        vanished = self.store.sync_devices(self._devices, nodes=self._own_nodes)
         affected = self.store.mark_missing_bindings([d.uuid for d in vanished])
         for claim in affected:
             log.warning("claim %s is bound to a device that is gone; marked missing", claim.id)
@@ -97,13 +105,18 @@ class PoolService:
                 lost.append(self.store.end_claim(claim.id, ClaimState.LOST, actor=actor, reason=reason))
         details = {"node": node, "reason": reason, "claims": len(lost)}
         self.store.add_event(actor, "node.lost", details=details)
-        self.refresh_devices()
+        self.refresh_devices(lost_nodes=[node])
         self.schedule()
         return lost
 
     @property
     def devices(self) -> list[Device]:
         return list(self._devices)
+
+    @property
+    def schedulable_devices(self) -> list[Device]:
+        """The devices claims can be bound to: every device but a GPU in MIG mode."""
+        return list(self._schedulable)
 
     # ------------------------------------------------------------------ claims
     def create_claim(self, tenant: Tenant, spec: ClaimSpec, lease_ttl_s: float | None = None) -> Claim:
@@ -116,7 +129,7 @@ class PoolService:
             started = time.perf_counter()
             result = self.placer.place(spec, self._loads(spec))
             self.observer.on_decision(time.perf_counter() - started, result.ok)
-            verdict = quota.admit(self.store, self._devices, tenant.name, spec)
+            verdict = quota.admit(self.store, self._schedulable, tenant.name, spec)
             # While victims drain, room may be promised to a waiting claim: let the pass decide.
             draining = bool(self.store.preempting_claims()) if result.ok else False
             if result.ok and ahead == 0 and verdict.allowed and not draining:
@@ -139,7 +152,7 @@ class PoolService:
         """Bind a claim now or record nothing, for front doors that cannot wait in the queue (a VM
         attach). Conflict with the quota's or the scheduler's reason when it does not fit now."""
         with self._schedule_lock:
-            verdict = quota.admit(self.store, self._devices, tenant.name, spec)
+            verdict = quota.admit(self.store, self._schedulable, tenant.name, spec)
             if not verdict.allowed:
                 raise Conflict(verdict.reason or "quota")
             started = time.perf_counter()
@@ -172,8 +185,8 @@ class PoolService:
 
     def queue(self) -> list[Claim]:
         """Pending claims in the order the scheduler tries them (fair share across tenants)."""
-        gate = quota.QuotaGate.load(self.store, self._devices)
-        return fair_order(self.store.pending_claims(), gate, self._devices)
+        gate = quota.QuotaGate.load(self.store, self._schedulable)
+        return fair_order(self.store.pending_claims(), gate, self._schedulable)
 
     def queue_position(self, claim: Claim) -> int | None:
         """1-based position of a pending claim in the queue, None for others."""
@@ -208,8 +221,8 @@ class PoolService:
                 return 0
             loads = self._loads()
             drain = preemption.Drain.start(loads, self.store.preempting_claims())
-            gate = quota.QuotaGate.load(self.store, self._devices)
-            pending = fair_order(pending, gate, self._devices)
+            gate = quota.QuotaGate.load(self.store, self._schedulable)
+            pending = fair_order(pending, gate, self._schedulable)
             # Claims that made others stop go first, so the room they freed is theirs.
             pending.sort(key=lambda c: not c.reason.startswith(preemption.WAIT_PREFIX))
             bound = 0
@@ -301,7 +314,7 @@ class PoolService:
                 allocated_memory_bytes=allocations.get(device.uuid, (0, 0))[0],
                 allocated_compute_percent=allocations.get(device.uuid, (0, 0))[1],
             )
-            for device in self._devices
+            for device in self._schedulable
         ]
         return loads if self.load_annotator is None else self.load_annotator(loads, spec)
 

@@ -5,17 +5,12 @@ Kept as a reference policy and a fallback; the framework's policies replace it b
 
 from __future__ import annotations
 
-import fnmatch
 from collections import defaultdict
 from collections.abc import Sequence
 
 from gpupool.model import Binding, ClaimSpec, format_size
 from gpupool.scheduler.contract import DeviceLoad, PlacementResult
-
-
-def model_matches(pattern: str | None, model: str) -> bool:
-    """Case-insensitive fnmatch of a claim's model pattern against a device model."""
-    return pattern is None or fnmatch.fnmatch(model.lower(), pattern.lower())
+from gpupool.scheduler.models import MIG_HINT, allows_model, has_mig_instances
 
 
 class FirstFitPlacer:
@@ -25,7 +20,7 @@ class FirstFitPlacer:
         by_node: dict[str, list[tuple[DeviceLoad, int, int]]] = defaultdict(list)
         matching = 0
         for load in cluster:
-            if not model_matches(spec.model, load.device.model):
+            if not allows_model(spec, load.device.model):
                 continue
             matching += 1
             memory, compute = spec.demand_on(load.device.memory_total_bytes)
@@ -47,12 +42,17 @@ class FirstFitPlacer:
                         for load, memory, compute in fits[: spec.gpus]
                     )
                 )
-        return PlacementResult(reason=unschedulable_reason(spec, matching))
+        reason = unschedulable_reason(spec, matching)
+        if spec.mig is None and has_mig_instances([load.device.model for load in cluster]):
+            reason += MIG_HINT
+        return PlacementResult(reason=reason)
 
 
 def unschedulable_reason(spec: ClaimSpec, matching_devices: int) -> str:
     """A human reason for a claim that fits nowhere."""
     where = f" on model {spec.model}" if spec.model else ""
+    if spec.mig is not None:
+        where = f" of MIG profile {spec.mig}{where}"
     if matching_devices == 0:
         return f"no device{where} in the pool"
     if spec.whole_gpu:

@@ -17,6 +17,7 @@ from gpupool.model.vm import DEVICES_LABEL, PASSTHROUGH_LABEL, VGPU_PROFILE_LABE
 from gpupool.scheduler.cluster import Cluster, StateInterner
 from gpupool.scheduler.contract import DeviceLoad, PlacementResult
 from gpupool.scheduler.framework import PluginContext, Scheduler
+from gpupool.scheduler.models import MIG_HINT, has_mig_instances, model_constraint
 from gpupool.scheduler.profiles import build_scheduler, resolve
 from gpupool.scheduler.request import Request
 from gpupool.scheduler.vm_slots import SlotTraits
@@ -102,11 +103,13 @@ def request_for(spec: ClaimSpec, cluster: Cluster) -> Request:
         slot_memory[where] = memory
         nominal[compute * MILLI_PER_PERCENT] = nominal.get(compute * MILLI_PER_PERCENT, 0) + int(where.sum())
     gpu_milli = max(nominal, key=lambda milli: nominal[milli]) if nominal else 100 * MILLI_PER_PERCENT
+    models, pattern = model_constraint(spec, cluster.models)
     devices = spec.labels.get(DEVICES_LABEL)
     return Request(
         gpus=spec.gpus,
         gpu_milli=gpu_milli,
-        model_pattern=spec.model,
+        models=models,
+        model_pattern=pattern,
         describe=_describe(spec),
         slot_milli=slot_milli,
         slot_memory=slot_memory,
@@ -147,7 +150,10 @@ class FrameworkPlacer:
             request = request_for(spec, snap)
             decision, allocation = self.scheduler.schedule(request, snap, learn=learn)
         if allocation is None:
-            return PlacementResult(reason=decision.status.reason)
+            reason = decision.status.reason
+            if spec.mig is None and has_mig_instances(snap.models):
+                reason += MIG_HINT
+            return PlacementResult(reason=reason)
         bindings = []
         for slot, milli, memory in zip(
             allocation.gpus, allocation.gpu_milli, allocation.gpu_memory, strict=True

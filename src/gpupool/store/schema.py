@@ -42,6 +42,8 @@ tenants = Table(
     Column("name", String(64), primary_key=True),
     Column("token_hash", String(128), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
+    # The OS user the node agent runs this tenant's detached workloads as (NULL: none, refused).
+    Column("run_as", String(32), nullable=True),
 )
 
 claims = Table(
@@ -65,6 +67,8 @@ claims = Table(
     Column("ended_at", Float, nullable=True),
     # Grace deadline (epoch seconds) of a bound claim being preempted; NULL otherwise.
     Column("preempt_deadline", Float, nullable=True),
+    # A MIG profile ("1g.10gb") the claim asked for explicitly; NULL: whole GPUs or fractions.
+    Column("mig", String(32), nullable=True),
 )
 Index("ix_claims_state", claims.c.state)
 Index("ix_claims_tenant", claims.c.tenant)
@@ -126,6 +130,12 @@ workloads = Table(
     Column("created_at", Float, nullable=False),
     Column("started_at", Float, nullable=True),
     Column("ended_at", Float, nullable=True),
+    # Which node agent runs (or watches) it: only that agent reaps, stops or adopts it.
+    Column("agent", String(128), nullable=True),
+    # The OS user it runs as (detached workloads of a mapped tenant), for the record.
+    Column("run_as", String(32), nullable=True),
+    # SHA-256 of the per-workload secret in its processes' environment (pid proof).
+    Column("proof_hash", String(64), nullable=True),
 )
 
 # Per-tenant idle reclaim timeout in seconds (absent row or NULL: server default; 0: never).

@@ -56,10 +56,18 @@ class Store:
         self.engine.dispose()
 
     # ----------------------------------------------------------------- devices
-    def sync_devices(self, found: Sequence[Device], now: float | None = None) -> list[Device]:
-        """Record the devices seen now; return the known devices that are no longer there."""
+    def sync_devices(
+        self, found: Sequence[Device], nodes: Iterable[str] | None = None, now: float | None = None
+    ) -> list[Device]:
+        """Record the devices seen now; return the known devices of `nodes` that are no longer there.
+
+        `nodes` are the nodes this caller speaks for (default: those of `found`): a device of any
+        other node (another replica's host) is never marked gone. Active bindings on a device that
+        is back lose their `missing` flag, with a `binding.restored` event.
+        """
         now = time.time() if now is None else now
         found_by_uuid = {device.uuid: device for device in found}
+        authoritative = {d.node for d in found} if nodes is None else set(nodes) | {d.node for d in found}
         with self._write() as conn:
             known = {row.uuid: row for row in conn.execute(select(schema.devices))}
             for device in found:
@@ -84,13 +92,41 @@ class Store:
                             "allocated_compute_percent": 0,
                         },
                     )
-            vanished = [row for uuid, row in known.items() if uuid not in found_by_uuid and row.present]
+            vanished = [
+                row
+                for uuid, row in known.items()
+                if uuid not in found_by_uuid and row.present and row.node in authoritative
+            ]
             for row in vanished:
                 conn.execute(
                     update(schema.devices).where(schema.devices.c.uuid == row.uuid).values(present=False)
                 )
+            self._restore_bindings(conn, list(found_by_uuid))
             self._recount_allocations(conn)
         return [_device_from_row(row) for row in vanished]
+
+    def _restore_bindings(self, conn: Connection, present_uuids: list[str]) -> None:
+        """Clear `missing` on active bindings whose device is present again (one event per claim)."""
+        missing = schema.bindings.c.missing.is_(True)
+        active = schema.bindings.c.active.is_(True)
+        rows = conn.execute(
+            select(schema.bindings.c.claim_id, schema.bindings.c.device_uuid).where(
+                and_(missing, active, schema.bindings.c.device_uuid.in_(present_uuids))
+            )
+        ).all()
+        if not rows:
+            return
+        conn.execute(
+            update(schema.bindings)
+            .where(and_(missing, active, schema.bindings.c.device_uuid.in_(present_uuids)))
+            .values(missing=False)
+        )
+        for claim_id in sorted({row.claim_id for row in rows}):
+            devices = sorted(row.device_uuid for row in rows if row.claim_id == claim_id)
+            tenant = conn.execute(
+                select(schema.claims.c.tenant).where(schema.claims.c.id == claim_id)
+            ).scalar_one()
+            self._event(conn, "pool", "binding.restored", claim_id, tenant, {"devices": devices})
 
     def device_allocations(self) -> dict[str, tuple[int, int]]:
         """Bound (memory bytes, compute percent) per present device UUID."""
@@ -179,6 +215,7 @@ class Store:
                     "priority": spec.priority,
                     "preemptible": spec.preemptible,
                     "labels": dict(spec.labels),
+                    "mig": spec.mig,
                     "state": ClaimState.BOUND.value if placement else ClaimState.PENDING.value,
                     "reason": "" if placement else reason,
                     "created_at": now,
@@ -404,8 +441,10 @@ class Store:
 
     def count_pending(self, min_priority: int | None = None) -> int:
         """How many claims wait, optionally only those at or above a priority (queued ahead)."""
-        query = select(func.count()).select_from(schema.claims).where(
-            schema.claims.c.state == ClaimState.PENDING.value
+        query = (
+            select(func.count())
+            .select_from(schema.claims)
+            .where(schema.claims.c.state == ClaimState.PENDING.value)
         )
         if min_priority is not None:
             query = query.where(schema.claims.c.priority >= min_priority)
@@ -466,12 +505,30 @@ class Store:
             row = conn.execute(
                 select(schema.tenants).where(schema.tenants.c.token_hash == token_hash)
             ).first()
-        return None if row is None else Tenant(name=row.name, created_at=row.created_at)
+        return None if row is None else _tenant_from_row(row)
 
     def list_tenants(self) -> list[Tenant]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(schema.tenants).order_by(schema.tenants.c.name)).all()
-        return [Tenant(name=row.name, created_at=row.created_at) for row in rows]
+        return [_tenant_from_row(row) for row in rows]
+
+    def get_tenant(self, name: str) -> Tenant:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(schema.tenants).where(schema.tenants.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"tenant {name!r} not found")
+        return _tenant_from_row(row)
+
+    def set_run_as(self, name: str, user: str | None, actor: str) -> Tenant:
+        """Map a tenant to the OS user its detached workloads run as (None removes the mapping)."""
+        with self._write() as conn:
+            found = conn.execute(
+                update(schema.tenants).where(schema.tenants.c.name == name).values(run_as=user)
+            )
+            if found.rowcount != 1:
+                raise NotFound(f"tenant {name!r} not found")
+            self._event(conn, actor, "tenant.run_as", None, name, {"run_as": user})
+        return self.get_tenant(name)
 
     # ------------------------------------------------------------------ events
     def add_event(
@@ -547,6 +604,7 @@ def _spec_details(spec: ClaimSpec) -> dict[str, Any]:
         "compute_percent": spec.compute_percent,
         "model": spec.model,
         "priority": spec.priority,
+        **({"mig": spec.mig} if spec.mig else {}),
     }
 
 
@@ -559,6 +617,7 @@ def _claim_from_row(row: Row[Any], claim_bindings: list[Binding]) -> Claim:
         priority=row.priority,
         preemptible=bool(row.preemptible),
         labels=dict(row.labels or {}),
+        mig=row.mig,
     )
     state = ClaimState(row.state)
     # Ended claims keep their bindings readable (what they had), active ones show only live ones.
@@ -575,6 +634,10 @@ def _claim_from_row(row: Row[Any], claim_bindings: list[Binding]) -> Claim:
         ended_at=row.ended_at,
         preempt_deadline=row.preempt_deadline,
     )
+
+
+def _tenant_from_row(row: Row[Any]) -> Tenant:
+    return Tenant(name=row.name, created_at=row.created_at, run_as=row.run_as)
 
 
 def _device_from_row(row: Row[Any]) -> Device:

@@ -1,7 +1,7 @@
 """vm hostdevs: the host devices gpupool attached to libvirt domains
 
 Revision ID: 3ca72706e8d2
-Revises: d59dad35865c
+Revises: 9a421b6e190a
 Create Date: 2026-12-01 14:25:10.544465
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "3ca72706e8d2"
-down_revision = "d59dad35865c"
+down_revision = "9a421b6e190a"
 branch_labels = None
 depends_on = None
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Set up gpupool in ./.venv (idempotent). `--dev` adds test and lint tools.
+# Set up gpupool in ./.venv (idempotent). `--dev` adds test and lint tools, `--vms` VM support.
 # Works on a fresh Debian with Python 3.11; installs python3-venv with apt when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras=""
 [[ "${1:-}" == "--dev" ]] && extras="[dev]"
+[[ "${1:-}" == "--vms" ]] && extras="[vms]"  # `serve --libvirt` (VMs); [dev] includes it
 
 python=${PYTHON:-python3}
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
@@ -31,6 +32,7 @@ if [[ -x .venv/bin/gpupool && -f $stamp ]] && read -r done_hash done_extras <"$s
     echo "setup: .venv is up to date" >&2
 else
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+    [[ -n "$extras" ]] && bash scripts/libvirt-build-deps.sh .venv/bin/python
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
     echo "$pyproject_hash ${extras:-[]}" >"$stamp"
 fi

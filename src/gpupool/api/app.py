@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gpupool import __version__
 from gpupool.api import management
 from gpupool.api.auth import Authenticator
-from gpupool.api.routes import claims, devices, events, health, nodes, tenants
+from gpupool.api.routes import claims, devices, events, health, nodes, tenants, vms
 from gpupool.errors import GpupoolError
 from gpupool.pool import PoolService
 
@@ -55,7 +55,7 @@ def create_app(
     app.state.pool = pool
     app.state.shutdown_hooks = []  # callables run (last added first) when the server stops
     app.state.auth = Authenticator(pool.store, admin_token)
-    for module in (health, devices, claims, events, tenants, nodes):
+    for module in (health, devices, claims, events, tenants, nodes, vms):
         app.include_router(module.router)
     management.install(app, pool)  # /metrics, dashboard, stream, quotas
     _install_error_handlers(app)

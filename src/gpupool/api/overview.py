@@ -9,6 +9,7 @@ from gpupool.api.convert import claim_public, event_public
 from gpupool.api.live import LiveHub
 from gpupool.model import Claim, ClaimState, Tenant
 from gpupool.model.overview import DeviceCard, Overview, Segment, TenantRow
+from gpupool.model.vm import VM_DOMAIN_LABEL
 from gpupool.pool import PoolService
 from gpupool.pool.fairshare import fair_order
 from gpupool.pool.quota import QuotaGate
@@ -41,6 +42,7 @@ def build_overview(
                     tenant=claim.tenant if mine else OTHER_TENANT,
                     memory_bytes=binding.memory_bytes,
                     compute_percent=binding.compute_percent,
+                    holder=claim.spec.labels.get(VM_DOMAIN_LABEL) if mine else None,
                 )
             )
     devices = [

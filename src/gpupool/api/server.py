@@ -28,7 +28,9 @@ from gpupool.scheduler import make_placer
 
 if TYPE_CHECKING:
     from gpupool.cluster import ClusterMode
+    from gpupool.devices import DeviceBackend
     from gpupool.kube import KubeMode, KubeOptions
+    from gpupool.vms import VmService
 
 log = logging.getLogger("gpupool.serve")
 
@@ -45,13 +47,19 @@ class ServeOptions:
     ray: str | None = None  # cluster mode: the Ray address to join (`auto`: the local cluster)
     preempt_grace_s: float = DEFAULT_PREEMPT_GRACE_S  # SIGTERM -> SIGKILL for preempted workloads
     kube: KubeOptions | None = None  # Kubernetes mode: extender, webhook and pod controller
+    libvirt: str | None = None  # VM mode: the libvirt URI whose GPUs and domains gpupool serves
+    libvirt_host_root: str | None = None  # where that host's sysfs and /dev are (default /)
+    libvirt_gpus: str | None = None  # GPUs from this libvirt URI instead (a test-driver host, no GPU)
 
 
 def build_pool(
     options: ServeOptions, cluster: ClusterMode | None = None, kube: KubeMode | None = None
 ) -> PoolService:
     """Open the device backend, the store and the placer; reconcile and return the started pool."""
-    backend, notice = (cluster.backend, None) if cluster is not None else open_backend(options.simulate)
+    if options.libvirt is not None:
+        backend, notice = _libvirt_backend(options), None
+    else:
+        backend, notice = (cluster.backend, None) if cluster is not None else open_backend(options.simulate)
     if kube is not None:
         backend, notice = kube.backend, None
     if notice:
@@ -67,6 +75,8 @@ def build_pool(
         # Ray and Kubernetes nodes join later: there a claim too big for now waits
         fixed_inventory=cluster is None and kube is None,
     )
+    if options.libvirt is not None:
+        _install_vm_rules(pool)  # before the first scheduling pass
     for claim in pool.start():
         log.warning("claim %s (%s) is bound to a device that no longer exists", claim.id, claim.tenant)
     return pool
@@ -81,6 +91,11 @@ def serve(options: ServeOptions) -> None:
     # Alembic narrates every start-up at INFO ("Context impl SQLiteImpl."); only its problems matter.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     _check_port_free(options.host, options.port)
+    other_modes = (options.simulate, options.ray, options.kube)
+    if options.libvirt is not None and any(mode is not None for mode in other_modes):
+        raise InvalidRequest("--libvirt: serves one libvirt host's GPUs; drop --simulate, --ray and --kube")
+    if options.libvirt_gpus is not None and options.libvirt is None:
+        raise InvalidRequest("--libvirt-gpus: give --libvirt URI too (where the domains are)")
     cluster = _join_cluster(options)
     kube = _join_kube(options)
     pool = build_pool(options, cluster, kube)
@@ -91,6 +106,9 @@ def serve(options: ServeOptions) -> None:
     _banner(pool, url, token_file, registration, options)
     app = create_app(pool, admin_token)
     app.state.shutdown_hooks.append(lambda: unregister_server(url))  # the CLI moves to another server
+    app.state.vms = _start_vms(pool, options)
+    if app.state.vms is not None:
+        app.state.shutdown_hooks.insert(0, app.state.vms.close)  # after the agent has stopped
     agent = NodeAgent(pool, _agent_options(options, cluster))
     if cluster is not None:
         cluster.attach(pool, agent)  # before start: workloads go to the agents of their nodes
@@ -116,6 +134,27 @@ def serve(options: ServeOptions) -> None:
         access_log=False,
         timeout_graceful_shutdown=2,
     )
+
+
+def _libvirt_backend(options: ServeOptions) -> DeviceBackend:
+    """VM mode (`--libvirt URI`): the GPUs of that libvirt host (imports libvirt only here)."""
+    from gpupool.vms.serve import open_libvirt_backend
+
+    return open_libvirt_backend(options.libvirt_gpus or options.libvirt or "", options.libvirt_host_root)
+
+
+def _install_vm_rules(pool: PoolService) -> None:
+    from gpupool.vms.serve import install_vm_rules
+
+    install_vm_rules(pool)
+
+
+def _start_vms(pool: PoolService, options: ServeOptions) -> VmService | None:
+    if options.libvirt is None:
+        return None
+    from gpupool.vms.serve import start_vms
+
+    return start_vms(pool, options.libvirt if options.libvirt_gpus else None)
 
 
 def _join_cluster(options: ServeOptions) -> ClusterMode | None:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from gpupool import __version__
-from gpupool.cli import claims, inventory, kube, run, sim, tenants, top, workloads
+from gpupool.cli import claims, inventory, kube, run, sim, tenants, top, vm, workloads
 from gpupool.cli.output import EXIT_USAGE
 from gpupool.cli.serve_agent import (
     IdleTimeoutOpt,
@@ -91,6 +91,18 @@ def serve(
     kube_tls_cert: kube.KubeCertOpt = None,
     kube_tls_key: kube.KubeKeyOpt = None,
     kube_scheduler_name: kube.KubeSchedulerOpt = None,
+    libvirt: Annotated[
+        str | None, typer.Option("--libvirt", help="VM mode: pool this libvirt host's GPUs for its domains")
+    ] = None,
+    libvirt_gpus: Annotated[
+        str | None,
+        typer.Option(
+            "--libvirt-gpus", help="GPUs from this libvirt URI instead (a test:/// host, to try VMs)"
+        ),
+    ] = None,
+    libvirt_host_root: Annotated[
+        str | None, typer.Option("--libvirt-host-root", help="that host's /sys and /dev are here (default /)")
+    ] = None,
 ) -> None:
     """Run the pool: API, scheduler, store and node agent (a simulated pool when no GPU is found)."""
     from gpupool.api.server import ServeOptions
@@ -105,6 +117,9 @@ def serve(
     kube_opts = kube.kube_options(
         kube_config, host, kube_host, kube_port, kube_tls_cert, kube_tls_key, kube_scheduler_name
     )
+    options = replace(
+        options, libvirt=libvirt, libvirt_host_root=libvirt_host_root, libvirt_gpus=libvirt_gpus
+    )
     run_server(replace(options, agent=agent, ray=ray, preempt_grace_s=preempt_grace, kube=kube_opts))
 
 
@@ -115,6 +130,7 @@ app.command()(inventory.devices)
 app.command()(inventory.events)
 app.command()(top.top)
 app.add_typer(tenants.app, name="tenants")
+app.add_typer(vm.app, name="vm")
 app.command(context_settings={"allow_interspersed_args": False})(run.run)
 app.command()(workloads.logs)
 app.command()(workloads.stop)

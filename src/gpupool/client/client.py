@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from gpupool.client.vms import VmCalls
 from gpupool.client_config import load_client_config
 from gpupool.errors import (
     ERRORS_BY_STATUS,
@@ -75,6 +76,11 @@ class Client:
 
     def close(self) -> None:
         self._http.close()
+
+    @property
+    def vms(self) -> VmCalls:
+        """The VM calls (`/v1/vms`)."""
+        return VmCalls(self)
 
     def __enter__(self) -> Client:
         return self

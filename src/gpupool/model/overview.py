@@ -18,6 +18,7 @@ class Segment(BaseModel):
     tenant: str
     memory_bytes: int
     compute_percent: int
+    holder: str | None = Field(None, description="the VM (libvirt domain) holding this share, if any")
 
 
 class DeviceCard(DeviceSummary):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gpupool.devices.base import DeviceBackend
@@ -44,6 +44,11 @@ class DeviceView:
     claim_ids: tuple[str, ...]
 
 
+LoadAnnotator = Callable[[list[DeviceLoad], ClaimSpec | None], list[DeviceLoad]]
+"""Adds what a front door knows of each device (the `vms` adapter: VM traits) to the loads the
+placer sees, for a claim spec (None: a scheduling pass over the queue)."""
+
+
 class PoolService:
     def __init__(
         self,
@@ -65,6 +70,7 @@ class PoolService:
         self._own_nodes: set[str] = set()  # nodes this process's backend ever showed
         self._schedule_lock = threading.Lock()
         self.observer: PoolObserver = NullObserver()  # metrics plug in here (api layer)
+        self.load_annotator: LoadAnnotator | None = None  # VM traits plug in here (vms adapter)
 
     # --------------------------------------------------------------- lifecycle
     def start(self) -> list[Claim]:
@@ -129,7 +135,7 @@ class PoolService:
         with self._schedule_lock:
             ahead = self.store.count_pending(min_priority=spec.priority)
             started = time.perf_counter()
-            result = self.placer.place(spec, self._loads())
+            result = self.placer.place(spec, self._loads(spec))
             self.observer.on_decision(time.perf_counter() - started, result.ok)
             verdict = quota.admit(self.store, self._schedulable, tenant.name, spec)
             # While victims drain, room may be promised to a waiting claim: let the pass decide.
@@ -150,6 +156,22 @@ class PoolService:
             claim = self.store.add_claim(tenant.name, spec, reason, tenant.name, lease_ttl_s=lease_ttl_s)
         self.schedule()
         return self.store.get_claim(claim.id)  # bound now, or with the pass's reason (may preempt)
+
+    def claim_now(self, tenant: Tenant, spec: ClaimSpec, actor: str | None = None) -> Claim:
+        """Bind a claim now or record nothing, for front doors that cannot wait in the queue (a VM
+        attach). Conflict with the quota's or the scheduler's reason when it does not fit now."""
+        with self._schedule_lock:
+            verdict = quota.admit(self.store, self._schedulable, tenant.name, spec)
+            if not verdict.allowed:
+                raise Conflict(verdict.reason or "quota")
+            started = time.perf_counter()
+            result = self.placer.place(spec, self._loads(spec))
+            self.observer.on_decision(time.perf_counter() - started, result.ok)
+            if not result.ok:
+                raise Conflict(result.reason)
+            return self.store.add_claim(
+                tenant.name, spec, "", actor or tenant.name, placement=result.bindings
+            )
 
     def get_claim(self, tenant: Tenant, claim_id: str) -> Claim:
         claim = self.store.get_claim(claim_id)
@@ -363,9 +385,9 @@ class PoolService:
             )
         return ended
 
-    def _loads(self) -> list[DeviceLoad]:
+    def _loads(self, spec: ClaimSpec | None = None) -> list[DeviceLoad]:
         allocations = self.store.device_allocations()
-        return [
+        loads = [
             DeviceLoad(
                 device=device,
                 allocated_memory_bytes=allocations.get(device.uuid, (0, 0))[0],
@@ -373,6 +395,7 @@ class PoolService:
             )
             for device in self._schedulable
         ]
+        return loads if self.load_annotator is None else self.load_annotator(loads, spec)
 
     # ----------------------------------------------------------------- devices
     def device_views(self) -> list[DeviceView]:

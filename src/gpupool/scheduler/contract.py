@@ -3,11 +3,28 @@ current load of every device into bindings (all GPUs of the claim, or none) or a
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from gpupool.model import Binding, ClaimSpec, Device
+
+
+@dataclass(frozen=True)
+class DeviceTraits:
+    """What a VM host knows of a device beyond its capacity (the `vms` adapter sets it; None elsewhere).
+
+    The VM rules (`plugins/vgpu_profile`, `passthrough`, `host_busy`) read it.
+    """
+
+    profiles: Mapping[str, int] = field(default_factory=dict)  # vGPU profile -> instances creatable now
+    hosted_profile: str = ""  # the profile of the vGPUs on it now ("" none)
+    passthrough_capable: bool = False  # may go whole to a VM (own IOMMU group)
+    passed_through_to: str = ""  # the domain that holds it whole now, recorded by gpupool or not
+    vm_only: bool = False  # bound to vfio-pci, or held by a VM: no host workloads
+    host_claims: bool = False  # host (non-VM) claims are bound to it
+    host_pids: tuple[int, ...] = ()  # host processes holding it open (looked up for passthrough)
+    label: str = ""  # how reasons name it (its PCI address)
 
 
 @dataclass(frozen=True)
@@ -18,6 +35,7 @@ class DeviceLoad:
     allocated_memory_bytes: int = 0
     allocated_compute_percent: int = 0
     utilization_percent: float = 0.0
+    traits: DeviceTraits | None = None
 
     @property
     def free_memory_bytes(self) -> int:
@@ -84,11 +102,10 @@ def with_bindings(
             compute + sign * binding.compute_percent,
         )
     return [
-        DeviceLoad(
-            device=load.device,
+        replace(
+            load,
             allocated_memory_bytes=load.allocated_memory_bytes + added[load.device.uuid][0],
             allocated_compute_percent=load.allocated_compute_percent + added[load.device.uuid][1],
-            utilization_percent=load.utilization_percent,
         )
         if load.device.uuid in added
         else load

@@ -95,8 +95,9 @@ function segments(device, field, total, pods) {
     .map((s) => {
       const width = (100 * s[field]) / total;
       const pod = pods && pods.get(s.claim_id) ? `pod ${pods.get(s.claim_id)}, ` : "";
+      const vm = s.holder ? ` for VM ${s.holder}` : "";
       const title = s.claim_id
-        ? `${pod}${s.claim_id} (${s.tenant}): ${size(s.memory_bytes)}, ${s.compute_percent}% SMs`
+        ? `${pod}${s.claim_id} (${s.tenant})${vm}: ${size(s.memory_bytes)}, ${s.compute_percent}% SMs`
         : `another tenant: ${size(s.memory_bytes)}, ${s.compute_percent}% SMs`;
       const cls = s.claim_id ? "seg" : "seg other";
       const style = s.claim_id ? `width:${width}%;background:${tenantColor(s.tenant)}` : `width:${width}%`;
@@ -116,6 +117,12 @@ export function sparkline(values, max = 100, points = 150) {
     `${base}<polygon points="${area}"></polygon><polyline points="${coords.join(" ")}"></polyline></svg>`;
 }
 
+// Which VMs (libvirt domains) hold a share of the device, when the pool serves VMs.
+function vmHolders(d) {
+  const names = [...new Set(d.segments.map((s) => s.holder).filter(Boolean))].sort();
+  return names.length ? `<div class="holders" title="libvirt domains holding this GPU">VM ${esc(names.join(", "))}</div>` : "";
+}
+
 export function deviceTile(d, history, pods) {
   const used = d.memory_used_bytes && d.memory_total_bytes
     ? `<span class="used" style="left:calc(${(100 * d.memory_used_bytes) / d.memory_total_bytes}% - 1px)" title="in use ${size(d.memory_used_bytes)}"></span>`
@@ -125,6 +132,7 @@ export function deviceTile(d, history, pods) {
     <div class="device-head"><span class="idx">${d.index}</span><span class="model">${esc(d.model)}</span><span class="util">${util}</span></div>
     <div class="row"><span class="k">mem</span><div class="bar">${segments(d, "memory_bytes", d.memory_total_bytes, pods)}${used}</div><span class="v">${size(d.memory_allocated_bytes)}/${size(d.memory_total_bytes)}</span></div>
     <div class="row"><span class="k">sm</span><div class="bar">${segments(d, "compute_percent", 100, pods)}</div><span class="v">${d.compute_allocated_percent}%</span></div>
+    ${vmHolders(d)}
     ${sparkline(history || [])}
   </div>`.replace(/\n\s*/g, "");
 }

@@ -32,6 +32,7 @@ class ServerProcess:
     wrapper: tuple[str, ...] = ()  # a command the server runs under, e.g. `unshare --pid ...`
     extra_env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    default_store: bool = False  # no --db: the store `serve` picks in GPUPOOL_HOME
 
     @property
     def url(self) -> str:
@@ -57,7 +58,7 @@ class ServerProcess:
             "--port",
             str(self.port),
         ]
-        args += ["--db", db, "--log-level", "warning", *self.extra_args]
+        args += [*(() if self.default_store else ("--db", db)), "--log-level", "warning", *self.extra_args]
         if not self.simulate:  # simulate="" serves this host's real GPUs (NVML)
             args = [arg for arg in args if arg not in ("--simulate", "")]
         log = open(self.home / f"server-{self.port}.log", "ab")  # noqa: SIM115 - lives as long as the server

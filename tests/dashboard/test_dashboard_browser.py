@@ -1,4 +1,4 @@
-"""The live dashboard in real headless Chromium (see `browser.py`), signed in by session cookie."""
+"""The live dashboard in real headless Chromium (see `browserctl.py`), signed in by session cookie."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from browser import signed_in_page
 
+from browserctl import require_browser, signed_in_page
 from serverctl import ADMIN_TOKEN, ServerProcess
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+require_browser()  # skips the module, with the reason, without Playwright or Chromium
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 @pytest.fixture(scope="module")
 def page(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A signed-in dashboard page in a fresh Chromium profile."""
-    with signed_in_page(server.url, ADMIN_TOKEN, tmp_path_factory.mktemp("chromium-profile")) as page:
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with signed_in_page(server.url, ADMIN_TOKEN, profile, {"width": 1440, "height": 900}) as page:
         yield page
 
 
@@ -61,12 +64,16 @@ def test_claim_made_through_the_api_appears_without_reload(page: Any, server: Se
         assert claim["state"] == "bound"
         page.wait_for_selector(f'.seg[data-claim="{claim["id"]}"]', timeout=2_000)
         seen_after_s = time.monotonic() - started
-        team_a.post("/v1/claims", json={"gpus": 1, "memory": "8GiB", "model": "A100*"})
+        # Above team-a's limit, so it waits in the queue (with the quota as its reason).
+        with server.client() as admin:
+            admin.put("/v1/tenants/team-a/quota", json={"limit": "1gpu"}).raise_for_status()
+        queued = team_a.post("/v1/claims", json={"gpus": 2}).json()
+        assert queued["state"] == "pending"
         page.wait_for_selector("#queue li[data-claim]", timeout=2_000)
     assert seen_after_s < 2.0
     assert page.evaluate("window.__noReload") is True, "the page was reloaded"
     assert claim["id"] in page.inner_text("#events")
-    assert "A100*" in page.inner_text("#queue")
+    assert queued["id"] in page.inner_text("#queue")
     assert "team-a" in page.inner_text("#tenants")
     page.wait_for_timeout(2_500)  # a couple of utilization samples for the sparklines
     ARTIFACTS.mkdir(exist_ok=True)

@@ -11,10 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-from browser import signed_in_page
 from pagewatch import WATCH, task_cpu_s
 
+from browserctl import require_browser, signed_in_page
 from serverctl import ADMIN_TOKEN, ServerProcess
+
+require_browser()  # skips the module, with the reason, without Playwright or Chromium
 
 NODES = 1000
 DEVICES = NODES * 8
@@ -67,7 +69,8 @@ def test_the_stream_sends_changes_not_the_whole_pool(big_server: ServerProcess) 
 @pytest.fixture(scope="module")
 def big_page(big_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     profile = tmp_path_factory.mktemp("chromium-big")
-    with signed_in_page(big_server.url, ADMIN_TOKEN, profile, sign_in_timeout_ms=90_000) as page:
+    viewport = {"width": 1440, "height": 900}
+    with signed_in_page(big_server.url, ADMIN_TOKEN, profile, viewport, sign_in_timeout_ms=90_000) as page:
         yield page
 
 

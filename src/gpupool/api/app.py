@@ -18,7 +18,7 @@ from gpupool.api import management, openapi
 from gpupool.api.auth import Authenticator
 from gpupool.api.headers import SecurityHeadersMiddleware, allowed_methods
 from gpupool.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
-from gpupool.api.routes import claims, devices, events, health, nodes, session, tenants
+from gpupool.api.routes import claims, devices, events, health, nodes, session, tenants, vms
 from gpupool.errors import GpupoolError
 from gpupool.pool import PoolService
 
@@ -35,7 +35,7 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A periodic pass binds claims freed by other processes sharing the store.
         task = asyncio.create_task(_schedule_forever(pool, schedule_interval_s))
         try:
@@ -44,6 +44,13 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            # Here, not after `uvicorn.run` returns: on SIGTERM/SIGINT uvicorn re-raises the signal
+            # once it has stopped, so code after `run` never runs.
+            for hook in reversed(app.state.shutdown_hooks):
+                try:
+                    await asyncio.to_thread(hook)
+                except Exception:  # one failing hook must not keep the others from running
+                    log.exception("shutdown step %s failed", getattr(hook, "__qualname__", hook))
 
     app = FastAPI(
         title="gpupool",
@@ -52,8 +59,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.pool = pool
+    app.state.shutdown_hooks = []  # callables run (last added first) when the server stops
     app.state.auth = Authenticator(pool.store, admin_token)
-    for module in (health, devices, claims, events, tenants, nodes, session):
+    for module in (health, devices, claims, events, tenants, nodes, vms, session):
         app.include_router(module.router)
     management.install(app, pool)  # /metrics, dashboard, stream, quotas
     _install_error_handlers(app)

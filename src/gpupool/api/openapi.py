@@ -33,8 +33,9 @@ ERROR_STATUSES: dict[int, str] = {
     401: "No token, a wrong token, or a session that is no longer valid",
     403: "The token is valid but may not do this (e.g. admin only, or another tenant's object)",
     404: "No such claim, tenant or workload (another tenant's objects are not found either)",
-    409: "The request conflicts with the pool's state or with itself "
-    "(a reused Idempotency-Key, an existing tenant, a guarantee above the limit, ...)",
+    409: "The request is well-formed but conflicts with the pool or with itself: a claim no node "
+    "could ever hold, a memory quota below 1 MiB, a reused Idempotency-Key, an existing tenant, a "
+    "guarantee above the limit, ...",
     413: "The request body is larger than the server's limit (`serve --max-body`)",
     422: "A parameter or body field is invalid; `detail` names it",
     429: "Too many open event streams for this tenant",

@@ -9,6 +9,7 @@ from gpupool.api.convert import claim_public, event_public
 from gpupool.api.live import LiveHub
 from gpupool.model import Claim, ClaimState, Tenant
 from gpupool.model.overview import DeviceCard, Overview, Segment, TenantRow
+from gpupool.model.vm import VM_DOMAIN_LABEL
 from gpupool.pool import PoolService
 from gpupool.pool.fairshare import fair_order
 from gpupool.pool.quota import QuotaGate
@@ -44,6 +45,7 @@ def build_overview(
                     tenant=claim.tenant if mine else OTHER_TENANT,
                     memory_bytes=binding.memory_bytes,
                     compute_percent=binding.compute_percent,
+                    holder=claim.spec.labels.get(VM_DOMAIN_LABEL) if mine else None,
                 )
             )
     devices = [
@@ -97,7 +99,10 @@ def queue_order(pool: PoolService, active: list[Claim]) -> list[Claim]:
 def tenant_rows(pool: PoolService, active: list[Claim], viewer: Tenant) -> list[TenantRow]:
     usage = tenant_usage(active, pool.schedulable_devices)
     quotas = QuotaRecords(pool.store).quotas()
-    names = sorted({t.name for t in pool.store.list_tenants()} | set(usage))
+    tenants = pool.store.list_tenants()
+    # Colours by creation order: a new tenant takes the next slot and nobody's colour changes.
+    slots = {t.name: slot for slot, t in enumerate(sorted(tenants, key=lambda t: (t.created_at, t.name)))}
+    names = sorted({t.name for t in tenants} | set(usage))
     if not viewer.is_admin:
         names = [name for name in names if name == viewer.name]
     rows = []
@@ -116,6 +121,7 @@ def tenant_rows(pool: PoolService, active: list[Claim], viewer: Tenant) -> list[
                 allocated_compute_percent=entry.allocated_compute_percent if entry else 0,
                 bound_claims=entry.bound_claims if entry else 0,
                 pending_claims=entry.pending_claims if entry else 0,
+                colour=slots.get(name, -1),
             )
         )
     return rows

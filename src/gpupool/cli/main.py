@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from gpupool import __version__
-from gpupool.cli import claims, inventory, run, sim, tenants, top, workloads
+from gpupool.cli import claims, inventory, kube, run, sim, tenants, top, vm, workloads
 from gpupool.cli.output import EXIT_USAGE
 from gpupool.cli.serve_agent import (
     IdleTimeoutOpt,
@@ -66,7 +66,7 @@ def serve(
         str | None, typer.Option("--simulate", help="simulated pool spec, e.g. 2x8xH100-80GB,1x4xA100-40GB")
     ] = None,
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 7070,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, envvar="GPUPOOL_PORT")] = 7070,
     db: Annotated[str | None, typer.Option("--db", help="SQLite path or SQLAlchemy URL")] = None,
     policy: Annotated[str, typer.Option("--policy", help="scheduler policy")] = "default",
     log_level: Annotated[LogLevel, typer.Option("--log-level", case_sensitive=False)] = LogLevel.INFO,
@@ -86,6 +86,24 @@ def serve(
     preempt_grace: Annotated[
         float, typer.Option("--preempt-grace", min=0, help="seconds a preempted workload gets to stop")
     ] = 10.0,
+    kube_config: kube.KubeOpt = None,
+    kube_host: kube.KubeHostOpt = None,
+    kube_port: kube.KubePortOpt = kube.DEFAULT_KUBE_PORT,
+    kube_tls_cert: kube.KubeCertOpt = None,
+    kube_tls_key: kube.KubeKeyOpt = None,
+    kube_scheduler_name: kube.KubeSchedulerOpt = None,
+    libvirt: Annotated[
+        str | None, typer.Option("--libvirt", help="VM mode: pool this libvirt host's GPUs for its domains")
+    ] = None,
+    libvirt_gpus: Annotated[
+        str | None,
+        typer.Option(
+            "--libvirt-gpus", help="GPUs from this libvirt URI instead (a test:/// host, to try VMs)"
+        ),
+    ] = None,
+    libvirt_host_root: Annotated[
+        str | None, typer.Option("--libvirt-host-root", help="that host's /sys and /dev are here (default /)")
+    ] = None,
     max_body: Annotated[
         str, typer.Option("--max-body", help="largest request body accepted (413 beyond), e.g. 1MiB")
     ] = "1MiB",
@@ -100,9 +118,22 @@ def serve(
     )  # fmt: skip
     level = log_level.value
     options = ServeOptions(simulate=simulate, host=host, port=port, db=db, policy=policy, log_level=level)
+    kube_opts = kube.kube_options(
+        kube_config, host, kube_host, kube_port, kube_tls_cert, kube_tls_key, kube_scheduler_name
+    )
+    options = replace(
+        options, libvirt=libvirt, libvirt_host_root=libvirt_host_root, libvirt_gpus=libvirt_gpus
+    )
     max_body_bytes = parse_size(max_body, "--max-body")
     run_server(
-        replace(options, agent=agent, ray=ray, preempt_grace_s=preempt_grace, max_body_bytes=max_body_bytes)
+        replace(
+            options,
+            agent=agent,
+            ray=ray,
+            preempt_grace_s=preempt_grace,
+            kube=kube_opts,
+            max_body_bytes=max_body_bytes,
+        )
     )
 
 
@@ -113,11 +144,13 @@ app.command()(inventory.devices)
 app.command()(inventory.events)
 app.command()(top.top)
 app.add_typer(tenants.app, name="tenants")
+app.add_typer(vm.app, name="vm")
 app.command(context_settings={"allow_interspersed_args": False})(run.run)
 app.command()(workloads.logs)
 app.command()(workloads.stop)
 app.command("idle-timeout")(workloads.idle_timeout)
 app.command()(sim.sim)
+app.add_typer(kube.app, name="kube")
 
 
 def main() -> None:

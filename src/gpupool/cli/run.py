@@ -21,20 +21,18 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from rich.status import Status
 
 from gpupool.cli.common import TokenOpt, UrlOpt, make_client
 from gpupool.cli.lease import LeaseKeeper
-from gpupool.cli.output import err_console, fail
+from gpupool.cli.output import fail
 from gpupool.cli.remote import remote_node, run_remote
+from gpupool.cli.waiting import bound_line, queue_progress
 from gpupool.client import Client
 from gpupool.errors import GpupoolError
 from gpupool.isolation.procfs import die_with_parent
-from gpupool.model import format_size
 from gpupool.model.wire import ClaimPublic
 from gpupool.model.workload_wire import LeasePublic
 
-POLL_S = 0.25
 LEASE_TTL_S = 30.0
 """Lease taken with the claim (same transaction); the first heartbeat sets the server's TTL."""
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -112,35 +110,9 @@ def _wait_bound(client: Client, claim: ClaimPublic, wait: bool) -> ClaimPublic:
     """Poll until the claim is bound, showing queue position and reason; fail if it ends."""
     if claim.state == "pending" and not wait:
         fail(f"claim {claim.id} cannot bind now: {claim.reason} (released; drop --no-wait to queue)")
-    shown = ""
-    status: Status | None = None
-    if claim.state == "pending" and err_console.is_terminal:
-        status = err_console.status("")
-        status.start()
-    try:
-        while claim.state == "pending":
-            line = f"claim {claim.id} pending #{claim.queue_position or '?'}: {claim.reason}"
-            if status is not None:
-                status.update(line)
-            elif line != shown:
-                sys.stderr.write(f"gpupool: {line}\n")
-                sys.stderr.flush()
-            shown = line
-            time.sleep(POLL_S)
-            claim = client.get_claim(claim.id)
-    finally:
-        if status is not None:
-            status.stop()
-    if claim.state != "bound":
-        fail(
-            f"claim {claim.id} ended while waiting: {claim.state}"
-            + (f" ({claim.reason})" if claim.reason else "")
-        )
-    where = ", ".join(
-        f"{b.node}/{b.device_index} {format_size(b.memory_bytes)} {b.compute_percent}%"
-        for b in claim.bindings
-    )
-    sys.stderr.write(f"gpupool: claim {claim.id} bound: {where}\n")
+    with queue_progress() as show:
+        claim = client.wait_bound(claim, on_wait=show)
+    sys.stderr.write(f"gpupool: {bound_line(claim)}\n")
     return claim
 
 

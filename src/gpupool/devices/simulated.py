@@ -7,6 +7,7 @@ processes (`set_process`), with a slow deterministic wobble so dashboards look a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import threading
@@ -224,3 +225,48 @@ def _process_usage(processes: Mapping[int, _SimulatedProcess]) -> tuple[ProcessU
     return tuple(
         ProcessUsage(pid=pid, used_memory_bytes=processes[pid].used_memory_bytes) for pid in sorted(processes)
     )
+
+
+class RenamedSimulatedBackend:
+    """A one-node simulated pool whose devices belong to host `node_name` (a Ray or Kubernetes node).
+
+    A spec builds its devices as `sim-node-0`; here they take the host's name and UUIDs derived
+    from it, so every host has distinct, restart-stable UUIDs.
+    """
+
+    name = "simulated"
+
+    def __init__(self, spec: str, node_name: str) -> None:
+        self.inner = SimulatedBackend(spec)
+        self._to_outer: dict[str, str] = {}
+        self._devices: list[Device] = []
+        for device in self.inner.devices():
+            if device.is_mig_instance:  # instances share their parent's model name and index
+                outer_uuid = f"MIG-{uuid.uuid5(UUID_NAMESPACE, f'{node_name}/{device.uuid}')}"
+            else:
+                outer_uuid = simulated_uuid(device.model, node_name, device.index)
+            self._to_outer[device.uuid] = outer_uuid
+        for device in self.inner.devices():
+            peers = tuple(self._to_outer[peer] for peer in device.nvlink_peers)
+            outer = self._to_outer[device.uuid]
+            parent = self._to_outer[device.parent_uuid] if device.parent_uuid else None
+            self._devices.append(
+                dataclasses.replace(
+                    device, uuid=outer, node=node_name, nvlink_peers=peers, parent_uuid=parent
+                )
+            )
+        self._to_inner = {outer: inner for inner, outer in self._to_outer.items()}
+
+    def devices(self) -> list[Device]:
+        return list(self._devices)
+
+    def telemetry(self) -> list[DeviceTelemetry]:
+        return [dataclasses.replace(t, uuid=self._to_outer[t.uuid]) for t in self.inner.telemetry()]
+
+    def note_allocations(self, allocations: Mapping[str, tuple[int, int]]) -> None:
+        self.inner.note_allocations(
+            {self._to_inner[uuid]: value for uuid, value in allocations.items() if uuid in self._to_inner}
+        )
+
+    def close(self) -> None:
+        self.inner.close()

@@ -20,6 +20,7 @@ NODE_NAME_PREFIX = "sim-node-"
 
 _GROUP_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\S.*?)\s*$")
 _MIG_PART_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\S+?)\s*$")
+_NODES_GIVEN = re.compile(r"^\s*\d+\s*[xX]\s*\d+\s*[xX]")  # NODESxGPUSx...
 
 
 @dataclass(frozen=True)
@@ -98,3 +99,19 @@ def _mig_layout(text: str, model: GpuModel) -> tuple[str, ...]:
     if not profiles or slices > MIG_SLICES:
         raise InvalidRequest(f"MIG layout {text!r} takes {slices} of {MIG_SLICES} compute slices")
     return tuple(profiles)
+
+
+def one_node_spec(value: str, source: str) -> str:
+    """The spec `1xGPUSxMODEL` of one host's simulated GPUs, from `GPUSxMODEL` (or `1xGPUSxMODEL`).
+
+    Raises InvalidRequest naming `source` (e.g. the label it came from) when it is not one node.
+    """
+    value = value.strip()
+    spec = value if _NODES_GIVEN.match(value) else f"1x{value}"
+    try:
+        groups = parse_spec(spec)
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"{source}: {exc.message}") from None
+    if len(groups) != 1 or groups[0].nodes != 1:
+        raise InvalidRequest(f"{source}: one node's GPUs only, e.g. 4xH100-80GB")
+    return spec

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gpupool.errors import InvalidRequest
 from gpupool.model.claim import (
     MAX_GPUS_PER_CLAIM,
     MAX_LABEL_KEY_CHARS,
@@ -16,7 +17,26 @@ from gpupool.model.claim import (
 )
 from gpupool.model.mig import parse_profile
 from gpupool.model.units import parse_percent, parse_size
-from gpupool.model.wire_types import MIG_PROFILE_PATTERN, Labels, PercentValue, SizeValue, WholeNumber
+from gpupool.model.wire_types import (
+    MIG_PROFILE_PATTERN,
+    MIN_CLAIM_MEMORY_BYTES,
+    ClaimMemoryValue,
+    Labels,
+    PercentValue,
+    WholeNumber,
+)
+
+
+def parse_claim_memory(value: int | str, field: str = "memory") -> int:
+    """A claim's memory per vGPU: a size (see `SIZE_RULE`) of at least 1 MiB."""
+    size = parse_size(value, field)
+    if size < MIN_CLAIM_MEMORY_BYTES:
+        raise InvalidRequest(
+            f"{field}: {size} bytes is less than 1MiB, the smallest vGPU memory limit "
+            f"(a number without a unit is bytes: did you mean '{size}GiB'?)"
+        )
+    return size
+
 
 TENANT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 USER_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
@@ -28,7 +48,9 @@ class ClaimCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     gpus: WholeNumber = Field(1, ge=1, le=MAX_GPUS_PER_CLAIM, description="number of vGPUs, all on one node")
-    memory: SizeValue = Field(None, description='memory per vGPU: "10GiB" or bytes')
+    memory: ClaimMemoryValue = Field(
+        None, description='memory per vGPU: "10GiB" (binary), "10GB" (decimal) or an integer of bytes'
+    )
     compute: PercentValue = Field(None, description="share of SMs per vGPU, percent 1..100")
     model: str | None = Field(None, max_length=128, description='device model pattern, e.g. "H100*"')
     mig: str | None = Field(
@@ -64,7 +86,7 @@ class ClaimCreate(BaseModel):
     def to_spec(self) -> ClaimSpec:
         return ClaimSpec(
             gpus=self.gpus,
-            memory_bytes=None if self.memory is None else parse_size(self.memory, "memory"),
+            memory_bytes=None if self.memory is None else parse_claim_memory(self.memory),
             compute_percent=None if self.compute is None else parse_percent(self.compute, "compute"),
             model=self.model or None,
             priority=self.priority,

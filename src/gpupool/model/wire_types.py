@@ -13,12 +13,15 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, PlainValidator, Strict, WithJsonSchema
 
+from gpupool.errors import InvalidRequest
 from gpupool.model.claim import MAX_LABEL_KEY_CHARS, MAX_LABEL_VALUE_CHARS, MAX_LABELS
+from gpupool.model.units import MiB, parse_size
 
-# A byte count (up to 18 digits) or a number with a unit, at most 999999.999 of it (below 1 EiB),
-# never zero: "10GiB", "512MiB", "1.5G", "4096". Units are case-insensitive.
+# A number with a unit (`SIZE_RULE`: binary GiB/Gi/..., decimal GB/G/..., or B for bytes), never
+# zero, at most 999999.999 of a unit (below 1 EiB), or up to 18 digits of bytes: "10GiB", "512MiB",
+# "1.5GB", "4096B". Units are case-insensitive. A bare integer in JSON is a byte count.
 SIZE_BODY = (
-    r" *(?:0*[1-9][0-9]{0,17} *[Bb]?"
+    r" *(?:0*[1-9][0-9]{0,17} *[Bb]"
     r"|(?:0*[1-9][0-9]{0,5}(?:\.[0-9]{1,3})?|0*\.(?:[1-9][0-9]{0,2}|0[1-9][0-9]?|00[1-9]))"
     r" *[KkMmGgTt][Ii]?[Bb]?) *"
 )
@@ -50,11 +53,15 @@ Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=MAX_LABELS)]
 
 
 def check_size_text(value: str) -> str:
-    """The value if it matches SIZE_PATTERN; a ValueError pydantic reports under the field's name."""
+    """The value if it matches SIZE_PATTERN; a ValueError pydantic reports under the field's name
+    (the size parser's own words when it can say what is wrong, e.g. a missing unit)."""
     if not _SIZE_RE.fullmatch(value):  # fullmatch: `$` would let a trailing newline in
+        try:
+            parse_size(value, "size")
+        except InvalidRequest as exc:
+            raise ValueError(exc.message.removeprefix("size: ")) from None
         raise ValueError(
-            f"cannot parse size {value[:40]!r} (use e.g. '10GiB', '512MiB' or a byte count; "
-            "at most 999999.999 of a unit)"
+            f"{value[:40]!r} is out of range (at most 999999.999 of a unit, or 18 digits of bytes)"
         )
     return value
 
@@ -70,14 +77,19 @@ MAX_WIRE_BYTES = 10**18
 in doubles (as JSON Schema validators do, where 10**18 + 64 still reads as 10**18)."""
 
 
-def _size_value(value: Any) -> int | str | None:
+MIN_CLAIM_MEMORY_BYTES = MiB
+"""MPS pins device memory in whole MiB; a smaller quota is always a mistake (a unit-less byte count)."""
+
+
+def _claim_memory_value(value: Any) -> int | str | None:
     if value is None:
         return None
     value = _whole_float_to_int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         # Compared as JSON Schema validators compare (doubles), so the documented maximum is exact.
-        if value < 1 or float(value) > MAX_WIRE_BYTES:
-            raise ValueError(f"must be a byte count between 1 and {MAX_WIRE_BYTES}, got {value}")
+        if value < MIN_CLAIM_MEMORY_BYTES or float(value) > MAX_WIRE_BYTES:
+            low, high = MIN_CLAIM_MEMORY_BYTES, MAX_WIRE_BYTES
+            raise ValueError(f"must be a byte count between {low} (1MiB) and {high}, got {value}")
         return value
     if isinstance(value, str):
         return check_size_text(value)
@@ -97,20 +109,21 @@ def _percent_value(value: Any) -> int | str | None:
     raise ValueError(f"expected a percentage 1..100, got {type(value).__name__}")
 
 
-SizeValue = Annotated[
+ClaimMemoryValue = Annotated[
     int | str | None,
-    PlainValidator(_size_value),
+    PlainValidator(_claim_memory_value),
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "integer", "minimum": 1, "maximum": MAX_WIRE_BYTES},
-                {"type": "string", "pattern": SIZE_PATTERN, "examples": ["10GiB", "512MiB"]},
+                {"type": "integer", "minimum": MIN_CLAIM_MEMORY_BYTES, "maximum": MAX_WIRE_BYTES},
+                {"type": "string", "pattern": SIZE_PATTERN, "examples": ["10GiB", "512MiB", "10GB"]},
                 {"type": "null"},
             ]
         }
     ),
 ]
-"""A size in bytes (JSON integer) or as text with a unit; null when not given."""
+"""A claim's memory per vGPU: bytes (JSON integer, at least 1 MiB) or text with a unit; null when
+not given. Text below 1 MiB is well-formed but no vGPU can be that small: the API answers 409."""
 
 PercentValue = Annotated[
     int | str | None,

@@ -11,17 +11,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gpupool.devices.base import DeviceBackend
 from gpupool.errors import CapacityError, Conflict, Forbidden, NotFound
 from gpupool.model import Binding, Claim, ClaimSpec, ClaimState, Device, DeviceTelemetry, Event, Tenant
 from gpupool.model.idempotency import IdempotencyKey
-from gpupool.pool import preemption, quota
+from gpupool.pool import feasibility, preemption, quota
 from gpupool.pool.fairshare import fair_order
 from gpupool.pool.observer import NullObserver, PoolObserver
-from gpupool.scheduler import DeviceLoad, Placer, with_bindings
+from gpupool.scheduler import DeviceLoad, NodeVerdict, PlacementResult, Placer, loads_on, with_bindings
 from gpupool.store import Store
 from gpupool.store.runtime import RuntimeRecords
 
@@ -46,6 +46,11 @@ class DeviceView:
     claim_tenants: tuple[str, ...]  # the owner of each claim in `claim_ids`, in that order
 
 
+LoadAnnotator = Callable[[list[DeviceLoad], ClaimSpec | None], list[DeviceLoad]]
+"""Adds what a front door knows of each device (the `vms` adapter: VM traits) to the loads the
+placer sees, for a claim spec (None: a scheduling pass over the queue)."""
+
+
 class PoolService:
     def __init__(
         self,
@@ -53,16 +58,21 @@ class PoolService:
         backend: DeviceBackend,
         placer: Placer,
         preempt_grace_s: float = DEFAULT_PREEMPT_GRACE_S,
+        fixed_inventory: bool = True,
     ) -> None:
         self.store = store
         self.backend = backend
         self.placer = placer
         self.preempt_grace_s = preempt_grace_s
+        # True: the devices now are all the pool will have, so a claim no node could ever hold is
+        # refused. False (Ray cluster mode, nodes join later): such a claim waits, and says why.
+        self.fixed_inventory = fixed_inventory
         self._devices: list[Device] = []
         self._schedulable: list[Device] = []  # without MIG-mode parents: only their instances go out
         self._own_nodes: set[str] = set()  # nodes this process's backend ever showed
         self._schedule_lock = threading.Lock()
         self.observer: PoolObserver = NullObserver()  # metrics plug in here (api layer)
+        self.load_annotator: LoadAnnotator | None = None  # VM traits plug in here (vms adapter)
 
     # --------------------------------------------------------------- lifecycle
     def start(self) -> list[Claim]:
@@ -126,15 +136,20 @@ class PoolService:
 
         With `lease_ttl_s` the claim's lease is taken in that transaction too (see `Store.add_claim`).
         With `idempotency`, a retry of a request already recorded returns that claim as it is now.
+        A claim no node of a fixed inventory could ever hold is refused (Conflict: it is well-formed,
+        the pool cannot hold it) instead.
         """
         if idempotency is not None:
             replayed = self.store.claim_for_key(tenant.name, idempotency)
             if replayed is not None:
                 return replayed
+        unfit = feasibility.never_fits(spec, self._devices)
+        if unfit is not None and self.fixed_inventory:
+            raise Conflict(unfit.refusal())
         with self._schedule_lock:
             ahead = self.store.count_pending(min_priority=spec.priority)
             started = time.perf_counter()
-            result = self.placer.place(spec, self._loads())
+            result = self.placer.place(spec, self._loads(spec))
             self.observer.on_decision(time.perf_counter() - started, result.ok)
             verdict = quota.admit(self.store, self._schedulable, tenant.name, spec)
             # While victims drain, room may be promised to a waiting claim: let the pass decide.
@@ -156,12 +171,29 @@ class PoolService:
                 else:
                     return claim
             reason = result.reason if not result.ok else f"queued behind {ahead} earlier claim(s)"
+            reason = unfit.waiting_reason() if unfit is not None else reason
             reason = verdict.reason or reason  # a quota holding the claim back says so first
             claim = self.store.add_claim(
                 tenant.name, spec, reason, tenant.name, lease_ttl_s=lease_ttl_s, idempotency=idempotency
             )
         self.schedule()
         return self.store.get_claim(claim.id)  # bound now, or with the pass's reason (may preempt)
+
+    def claim_now(self, tenant: Tenant, spec: ClaimSpec, actor: str | None = None) -> Claim:
+        """Bind a claim now or record nothing, for front doors that cannot wait in the queue (a VM
+        attach). Conflict with the quota's or the scheduler's reason when it does not fit now."""
+        with self._schedule_lock:
+            verdict = quota.admit(self.store, self._schedulable, tenant.name, spec)
+            if not verdict.allowed:
+                raise Conflict(verdict.reason or "quota")
+            started = time.perf_counter()
+            result = self.placer.place(spec, self._loads(spec))
+            self.observer.on_decision(time.perf_counter() - started, result.ok)
+            if not result.ok:
+                raise Conflict(result.reason)
+            return self.store.add_claim(
+                tenant.name, spec, "", actor or tenant.name, placement=result.bindings
+            )
 
     def get_claim(self, tenant: Tenant, claim_id: str) -> Claim:
         claim = self.store.get_claim(claim_id)
@@ -170,16 +202,25 @@ class PoolService:
             raise NotFound(f"claim {claim_id} not found")
         return claim
 
-    def list_claims(self, tenant: Tenant, states: Sequence[ClaimState] | None = None) -> list[Claim]:
+    def list_claims(
+        self, tenant: Tenant, states: Sequence[ClaimState] | None = None, id_prefix: str | None = None
+    ) -> list[Claim]:
         owner = None if tenant.is_admin else tenant.name
-        return self.store.list_claims(tenant=owner, states=states)
+        return self.store.list_claims(tenant=owner, states=states, id_prefix=id_prefix)
 
     def claims_page(
-        self, tenant: Tenant, states: Sequence[ClaimState] | None, limit: int, before: int | None
+        self,
+        tenant: Tenant,
+        states: Sequence[ClaimState] | None,
+        limit: int,
+        before: int | None,
+        id_prefix: str | None = None,
     ) -> tuple[list[Claim], int | None]:
         """A page of the claims `tenant` may see, newest first, and where the next page starts."""
         owner = None if tenant.is_admin else tenant.name
-        return self.store.list_claims_page(tenant=owner, states=states, limit=limit, before_seq=before)
+        return self.store.list_claims_page(
+            tenant=owner, states=states, limit=limit, before_seq=before, id_prefix=id_prefix
+        )
 
     def release(self, tenant: Tenant, claim_id: str, reason: str = "") -> Claim:
         owner = None if tenant.is_admin else tenant.name
@@ -249,7 +290,7 @@ class PoolService:
                         gate.note_bound(claim.tenant, placement)  # it will hold this: quota says so
                         continue
                 if not result.ok:
-                    self.store.set_pending_reason(claim.id, result.reason)
+                    self.store.set_pending_reason(claim.id, self._unplaced_reason(claim.spec, result.reason))
                     continue
                 try:
                     self.store.bind_claim(claim.id, result.bindings)
@@ -265,6 +306,69 @@ class PoolService:
                 drain.bound(result.bindings)
             return bound
 
+    # ------------------------------------------- placement chosen by another scheduler
+    def assess_nodes(
+        self, tenant: str, spec: ClaimSpec, nodes: Sequence[str], held: Sequence[Binding] = ()
+    ) -> list[NodeVerdict]:
+        """For a claim another scheduler places (Kubernetes): one verdict per node in `nodes`, in
+        that order: does it fit there now, else why not, and the policy's score of the node.
+
+        `held`: bindings not recorded yet that count as taken (the other scheduler's decisions
+        still on their way to `claim_on_node`). A tenant's quota that holds the claim back, or
+        room promised to a claim that waits for preempted claims to stop, fails every node with
+        that reason. Nothing is recorded.
+        """
+        with self._schedule_lock:
+            held_back = self._held_back(tenant, spec)
+            if held_back:
+                return [NodeVerdict(node, False, held_back) for node in nodes]
+            loads = loads_on(with_bindings(self._loads(), held), set(nodes))
+            found = {v.node: v for v in self.placer.assess(spec, loads)}
+        missing = "no gpupool device on this node"
+        return [found.get(node) or NodeVerdict(node, False, missing) for node in nodes]
+
+    def plan_on_node(self, spec: ClaimSpec, node: str, held: Sequence[Binding] = ()) -> PlacementResult:
+        """The bindings `claim_on_node` would make on `node` now (quota aside); nothing recorded."""
+        with self._schedule_lock:
+            return self.placer.place(spec, loads_on(with_bindings(self._loads(), held), {node}), learn=False)
+
+    def claim_on_node(
+        self,
+        tenant: Tenant,
+        spec: ClaimSpec,
+        node: str,
+        actor: str | None = None,
+        held: Sequence[Binding] = (),
+    ) -> Claim:
+        """Create a claim bound on `node` now (the policy picks the devices there), all or nothing.
+
+        CapacityError, with the reason and nothing recorded, when it does not fit on that node now
+        (with `held` taken, as in `assess_nodes`) or its quota or promised room holds it back.
+        """
+        with self._schedule_lock:
+            held_back = self._held_back(tenant.name, spec)
+            if held_back:
+                raise CapacityError(held_back)
+            started = time.perf_counter()
+            result = self.placer.place(spec, loads_on(with_bindings(self._loads(), held), {node}))
+            self.observer.on_decision(time.perf_counter() - started, result.ok)
+            if not result.ok:
+                raise CapacityError(f"{node}: {result.reason}")
+            bindings = result.bindings
+            return self.store.add_claim(tenant.name, spec, "", actor or tenant.name, placement=bindings)
+
+    def _held_back(self, tenant: str, spec: ClaimSpec) -> str:
+        """Why a claim may not bind now whatever the node ('' when it may): its tenant's quota, or
+        room promised to claims that wait for preempted claims to stop."""
+        verdict = quota.admit(self.store, self._devices, tenant, spec)
+        if not verdict.allowed:
+            return verdict.reason or "quota"
+        if self.store.preempting_claims() and any(
+            c.reason.startswith(preemption.WAIT_PREFIX) for c in self.store.pending_claims()
+        ):
+            return "waiting: room is promised to a claim whose preempted claims are stopping"
+        return ""
+
     def _wait_for_room(
         self, claim: Claim, drain: preemption.Drain, gate: quota.QuotaGate, now: float
     ) -> Sequence[Binding] | None:
@@ -277,6 +381,11 @@ class PoolService:
                 return None
             result = self.placer.place(claim.spec, drain.future, learn=False)
         return result.bindings if result.ok else None
+
+    def _unplaced_reason(self, spec: ClaimSpec, reason: str) -> str:
+        """The placer's reason, or, where no node could hold the claim yet, that it waits for one."""
+        unfit = None if self.fixed_inventory else feasibility.never_fits(spec, self._devices)
+        return reason if unfit is None else unfit.waiting_reason()
 
     def preempt(self, tenant: Tenant, claim_id: str, reason: str = "preempted by the admin") -> Claim:
         """Admin: start the grace period of a bound claim (same path as the scheduler's victims)."""
@@ -312,9 +421,9 @@ class PoolService:
             )
         return ended
 
-    def _loads(self) -> list[DeviceLoad]:
+    def _loads(self, spec: ClaimSpec | None = None) -> list[DeviceLoad]:
         allocations = self.store.device_allocations()
-        return [
+        loads = [
             DeviceLoad(
                 device=device,
                 allocated_memory_bytes=allocations.get(device.uuid, (0, 0))[0],
@@ -322,6 +431,7 @@ class PoolService:
             )
             for device in self._schedulable
         ]
+        return loads if self.load_annotator is None else self.load_annotator(loads, spec)
 
     # ----------------------------------------------------------------- devices
     def device_views(self) -> list[DeviceView]:

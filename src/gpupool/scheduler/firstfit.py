@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 
 from gpupool.model import Binding, ClaimSpec, format_size
-from gpupool.scheduler.contract import DeviceLoad, PlacementResult
+from gpupool.scheduler.contract import DeviceLoad, NodeVerdict, PlacementResult, loads_on
 from gpupool.scheduler.models import MIG_HINT, allows_model, has_mig_instances
 
 
@@ -46,6 +47,16 @@ class FirstFitPlacer:
         if spec.mig is None and has_mig_instances([load.device.model for load in cluster]):
             reason += MIG_HINT
         return PlacementResult(reason=reason)
+
+    def assess(self, spec: ClaimSpec, cluster: Sequence[DeviceLoad]) -> list[NodeVerdict]:
+        """Fit per node; earlier names score higher, as this policy takes the first that fits."""
+        names = sorted({load.device.node for load in cluster})
+        verdicts = []
+        for position, name in enumerate(names):
+            result = self.place(spec, loads_on(cluster, {name}))
+            verdicts.append(NodeVerdict(name, result.ok, result.reason, score=float(-position)))
+        first = next((v for v in verdicts if v.fits), None)
+        return [replace(v, best=True) if v is first else v for v in verdicts]
 
 
 def unschedulable_reason(spec: ClaimSpec, matching_devices: int) -> str:

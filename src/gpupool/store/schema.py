@@ -162,3 +162,35 @@ quotas = Table(
     Column("limit_memory_bytes", BigInteger, nullable=True),
     Column("updated_at", Float, nullable=False),
 )
+
+# Facts about the store itself, e.g. `pool`: which pool (simulated spec, NVML host, Ray) it serves.
+store_meta = Table(
+    "store_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(1024), nullable=False),
+)
+
+# --- VM hostdevs (the `vms` adapter; see gpupool.store.vm_records) ---
+# One row per host device gpupool attached to a libvirt domain for a claim's binding: written
+# `attaching` before libvirt is touched, so a restart can finish or undo an interrupted attach.
+vm_hostdevs = Table(
+    "vm_hostdevs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("claim_id", String(32), ForeignKey("claims.id"), nullable=False),
+    Column("tenant", String(64), nullable=False),
+    Column("domain", String(255), nullable=False),
+    Column("domain_uuid", String(36), nullable=False),
+    Column("device_uuid", String(96), nullable=False),
+    Column("mode", String(16), nullable=False),  # passthrough | mdev | vf
+    Column("profile", String(64), nullable=True),
+    Column("type_id", String(64), nullable=True),
+    Column("address", String(16), nullable=False),  # PCI function: the GPU, its VF, or the mdev parent
+    Column("mdev_uuid", String(36), nullable=True),
+    Column("state", String(16), nullable=False),  # attaching | attached | detaching
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_vm_hostdevs_claim", vm_hostdevs.c.claim_id)
+Index("ix_vm_hostdevs_domain", vm_hostdevs.c.domain_uuid)

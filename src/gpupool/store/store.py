@@ -34,6 +34,7 @@ def new_claim_id() -> str:
 
 class Store:
     def __init__(self, path_or_url: str | Path) -> None:
+        self.shown = _shown(path_or_url)  # for people: the path, or the URL without its password
         try:
             self.engine = make_engine(path_or_url)
             migrate.upgrade(self.engine)  # every database runs at the newest schema
@@ -484,11 +485,14 @@ class Store:
         tenant: str | None = None,
         states: Iterable[ClaimState] | None = None,
         limit: int = 1000,
+        id_prefix: str | None = None,
     ) -> list[Claim]:
         """Claims newest first (pending ones in queue order when only pending are asked for)."""
         query = select(schema.claims)
         if tenant is not None:
             query = query.where(schema.claims.c.tenant == tenant)
+        if id_prefix is not None:  # `%` and `_` in the prefix are literal characters
+            query = query.where(schema.claims.c.id.startswith(id_prefix, autoescape=True))
         if states is not None:
             query = query.where(schema.claims.c.state.in_([s.value for s in states]))
         query = query.order_by(schema.claims.c.seq.desc()).limit(limit)
@@ -502,6 +506,7 @@ class Store:
         states: Iterable[ClaimState] | None = None,
         limit: int = 500,
         before_seq: int | None = None,
+        id_prefix: str | None = None,
     ) -> tuple[list[Claim], int | None]:
         """One page of claims, newest first, and the arrival number to continue from (None when
         this page holds the oldest)."""
@@ -510,6 +515,8 @@ class Store:
             query = query.where(schema.claims.c.tenant == tenant)
         if states is not None:
             query = query.where(schema.claims.c.state.in_([s.value for s in states]))
+        if id_prefix is not None:  # `%` and `_` in the prefix are literal characters
+            query = query.where(schema.claims.c.id.startswith(id_prefix, autoescape=True))
         if before_seq is not None:
             query = query.where(schema.claims.c.seq < before_seq)
         query = query.order_by(schema.claims.c.seq.desc()).limit(limit + 1)

@@ -49,11 +49,14 @@ def list_claims(
     pool: PoolDep,
     tenant: TenantDep,
     state: Annotated[list[ClaimState] | None, Query(description="filter by state; repeatable")] = None,
+    prefix: Annotated[
+        str | None, Query(max_length=64, description="only claims whose id starts with this")
+    ] = None,
     limit: Annotated[int, limit_query(500, 1000)] = 500,
     cursor: CursorQuery = None,
 ) -> ClaimList:
     """Your claims (every claim for the admin), newest first, one page at a time."""
-    claims, next_seq = pool.claims_page(tenant, state or None, limit, cursor_value(cursor))
+    claims, next_seq = pool.claims_page(tenant, state or None, limit, cursor_value(cursor), id_prefix=prefix)
     positions = {c.id: i for i, c in enumerate(pool.queue(), start=1)}
     return ClaimList(
         items=[claim_public(c, positions.get(c.id)) for c in claims],

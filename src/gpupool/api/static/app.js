@@ -14,6 +14,7 @@ const state = {
   overview: null, // the lists and counters of the last overview, patched by deltas
   devices: new Map(), // uuid -> device card, in inventory order
   tiles: new Map(), // uuid -> its .device element
+  pods: new Map(), // claim id -> the Kubernetes pod it was made for
   nodeDevices: new Map(), // node name -> uuids of its devices
   visibleNodes: new Set(), // node names whose card is on screen
   observer: null,
@@ -142,6 +143,8 @@ function drawFull(overview) {
     noteSample(overview.sample_id);
   }
   const o = view();
+  render.setTenantSlots(o.tenants);
+  state.pods = render.podsOf(o);
   $("nodes").classList.toggle("dense", o.devices.length > render.DENSE_DEVICES);
   $("nodes").innerHTML = render.nodes(o, state.history);
   state.tiles = new Map([...$("nodes").querySelectorAll(".device")].map((el) => [el.dataset.uuid, el]));
@@ -167,6 +170,8 @@ function applyDelta(delta) {
     state.devices.set(card.uuid, card);
     touchedNodes.add(card.node);
   }
+  if ("tenants" in delta) render.setTenantSlots(o.tenants);
+  if ("claims" in delta) state.pods = render.podsOf(o);
   const sampled = noteSample(delta.sample_id);
   for (const card of delta.devices) replaceTile(card);
   if (sampled) refreshVisibleSparklines();
@@ -201,7 +206,7 @@ function fromHtml(html) {
 function replaceTile(card) {
   const old = state.tiles.get(card.uuid);
   if (!old) return;
-  const tile = fromHtml(render.deviceTile(card, state.history[card.uuid]));
+  const tile = fromHtml(render.deviceTile(card, state.history[card.uuid], state.pods));
   old.replaceWith(tile);
   state.tiles.set(card.uuid, tile);
 }

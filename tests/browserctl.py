@@ -1,6 +1,5 @@
-"""Headless Chromium for the dashboard tests: Debian's `chromium`, driven by Playwright's Python
-package (nothing is downloaded at test time). Importing this skips the importing module, with the
-reason, when either is missing."""
+"""The dashboard in real headless Chromium: Debian's `/usr/bin/chromium` driven by Playwright's
+Python package (nothing is downloaded at test time). Tests skip, with the reason, without either."""
 
 from __future__ import annotations
 
@@ -24,21 +23,28 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="Playwright's Python package is missing: pip install -e '.[dev]'"
-)
-if not CHROMIUM.exists():
-    pytest.skip(
-        "no /usr/bin/chromium: as root, apt-get install -y chromium (scripts/test.sh does it)",
-        allow_module_level=True,
+
+def require_browser() -> Any:
+    """Playwright's sync API, or a skip saying what is missing."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="Playwright's Python package is missing: pip install -e '.[dev]'"
     )
+    if not CHROMIUM.exists():
+        pytest.skip(
+            "no /usr/bin/chromium: as root, apt-get install -y chromium (scripts/test.sh does it)",
+            allow_module_level=True,
+        )
+    return sync_api
 
 
 @contextlib.contextmanager
-def signed_in_page(url: str, token: str, profile: Path, sign_in_timeout_ms: int = 10_000) -> Iterator[Any]:
-    """A dashboard page signed in with `token` in a fresh Chromium profile. It notes the URLs it
-    requested (`page.requested_urls`) and fails at exit on any JavaScript error, a CSP violation
-    included (the browser's note of a 401 is not one: the page asks before sign-in)."""
+def signed_in_page(
+    url: str, token: str, profile: Path, viewport: dict[str, int], sign_in_timeout_ms: int = 10_000
+) -> Iterator[Any]:
+    """A dashboard page signed in with `token`, in a fresh Chromium profile. It notes the URLs it
+    requested (`page.requested_urls`) and fails the test on any JavaScript error, a CSP violation
+    included (the browser's console note of a 401 is not one: the page asks before sign-in)."""
+    sync_api = require_browser()
     errors: list[str] = []
 
     def note_console(message: Any) -> None:
@@ -47,11 +53,7 @@ def signed_in_page(url: str, token: str, profile: Path, sign_in_timeout_ms: int 
 
     with sync_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1440, "height": 900},
+            str(profile), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True, viewport=viewport
         )
         try:
             page = context.new_page()

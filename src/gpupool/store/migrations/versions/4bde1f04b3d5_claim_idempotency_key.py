@@ -1,7 +1,7 @@
 """claim idempotency key
 
 Revision ID: 4bde1f04b3d5
-Revises: 9a421b6e190a
+Revises: 3ca72706e8d2
 Create Date: 2026-12-01 14:21:05.962378
 
 A claim remembers the client's Idempotency-Key (unique per tenant) and a hash of the request, so a
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "4bde1f04b3d5"
-down_revision = "9a421b6e190a"
+down_revision = "3ca72706e8d2"
 branch_labels = None
 depends_on = None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gpupool.devices import SimulatedBackend
-from gpupool.errors import InvalidRequest
+from gpupool.errors import Conflict
 from gpupool.model import ClaimSpec, ClaimState, Tenant
 from gpupool.pool import PoolService
 from gpupool.scheduler import make_placer
@@ -67,7 +67,7 @@ def test_mig_parent_is_never_whole_and_instances_go_by_profile(tmp_path: object,
     assert [c.state for c in small] == [ClaimState.BOUND] * 3 + [ClaimState.PENDING]
     big = pool.create_claim(ADMIN, ClaimSpec(mig="3G.40GB"))
     assert big.state == ClaimState.BOUND and big.spec.mig == "3g.40gb"
-    with pytest.raises(InvalidRequest, match="could never bind"):  # no A100 parent in this pool
+    with pytest.raises(Conflict, match="could never bind"):  # no A100 parent in this pool
         pool.create_claim(ADMIN, ClaimSpec(mig="1g.10gb", model="A100*"))
     fraction = pool.create_claim(ADMIN, ClaimSpec(memory_bytes=1024**3))
     assert fraction.state == ClaimState.PENDING, "fractions never land on an instance or a MIG parent"

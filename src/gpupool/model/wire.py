@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gpupool.errors import InvalidRequest
 from gpupool.model.claim import (
     MAX_GPUS_PER_CLAIM,
     MAX_LABEL_KEY_CHARS,
@@ -16,27 +15,15 @@ from gpupool.model.claim import (
     ClaimSpec,
 )
 from gpupool.model.mig import parse_profile
-from gpupool.model.units import parse_percent, parse_size
+from gpupool.model.units import parse_percent
 from gpupool.model.wire_types import (
     MIG_PROFILE_PATTERN,
-    MIN_CLAIM_MEMORY_BYTES,
     ClaimMemoryValue,
     Labels,
     PercentValue,
     WholeNumber,
+    parse_claim_memory,
 )
-
-
-def parse_claim_memory(value: int | str, field: str = "memory") -> int:
-    """A claim's memory per vGPU: a size (see `SIZE_RULE`) of at least 1 MiB."""
-    size = parse_size(value, field)
-    if size < MIN_CLAIM_MEMORY_BYTES:
-        raise InvalidRequest(
-            f"{field}: {size} bytes is less than 1MiB, the smallest vGPU memory limit "
-            f"(a number without a unit is bytes: did you mean '{size}GiB'?)"
-        )
-    return size
-
 
 TENANT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 USER_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")

@@ -81,13 +81,29 @@ MIN_CLAIM_MEMORY_BYTES = MiB
 """MPS pins device memory in whole MiB; a smaller quota is always a mistake (a unit-less byte count)."""
 
 
+def parse_claim_memory(value: int | str, field: str = "memory") -> int:
+    """A claim's memory per vGPU: a size (see `SIZE_RULE`) of at least 1 MiB."""
+    size = parse_size(value, field)
+    if size < MIN_CLAIM_MEMORY_BYTES:
+        raise InvalidRequest(
+            f"{field}: {size} bytes is less than 1MiB, the smallest vGPU memory limit "
+            f"(a number without a unit is bytes: did you mean '{size}GiB'?)"
+        )
+    return size
+
+
 def _claim_memory_value(value: Any) -> int | str | None:
     if value is None:
         return None
     value = _whole_float_to_int(value)
     if isinstance(value, int) and not isinstance(value, bool):
+        if value >= 1 and value < MIN_CLAIM_MEMORY_BYTES:
+            try:
+                parse_claim_memory(value)
+            except InvalidRequest as exc:
+                raise ValueError(exc.message.removeprefix("memory: ")) from None
         # Compared as JSON Schema validators compare (doubles), so the documented maximum is exact.
-        if value < MIN_CLAIM_MEMORY_BYTES or float(value) > MAX_WIRE_BYTES:
+        if value < 1 or float(value) > MAX_WIRE_BYTES:
             low, high = MIN_CLAIM_MEMORY_BYTES, MAX_WIRE_BYTES
             raise ValueError(f"must be a byte count between {low} (1MiB) and {high}, got {value}")
         return value

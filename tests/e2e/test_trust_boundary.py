@@ -107,9 +107,9 @@ def test_detached_workload_runs_as_the_tenants_user_and_cannot_read_the_admin_to
         assert done.returncode == 0, done.stderr
         assert f"run as {user.pw_name}" in done.stdout
         with server.client() as admin:
-            assert admin.patch("/v1/tenants/team-b", json={"run_as": "root"}).status_code == 422
+            assert admin.patch("/v1/tenants/team-b", json={"run_as": "root"}).status_code == 409
             refused = admin.patch("/v1/tenants/team-b", json={"run_as": "no-such-user-x"})
-            assert refused.status_code == 422 and "does not exist" in refused.json()["detail"]
+            assert refused.status_code == 409 and "does not exist" in refused.json()["detail"]
 
         with server.client(mapped) as http:
             claim = http.post("/v1/claims", json={"gpus": 1}).json()

@@ -15,7 +15,7 @@ PROFILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 
 
 def check_domain_name(name: str) -> str:
-    if not DOMAIN_NAME_RE.match(name):
+    if not DOMAIN_NAME_RE.fullmatch(name):
         raise ValueError("a domain name is 1-255 letters, digits, '_', '.', '+', ':' or '-'")
     return name
 
@@ -28,7 +28,11 @@ class VmAttach(BaseModel):
     gpus: StrictInt | None = Field(
         None, ge=1, le=MAX_GPUS_PER_CLAIM, description="whole GPUs passed through (default 1)"
     )
-    profile: str | None = Field(None, description='vGPU profile, e.g. "A100-4C" (or its type id)')
+    profile: str | None = Field(
+        None,
+        json_schema_extra={"pattern": PROFILE_RE.pattern},
+        description='vGPU profile, e.g. "A100-4C" (or its type id)',
+    )
     device: str | None = Field(
         None, max_length=96, description="this GPU only: PCI address (0000:41:00.0), UUID or index"
     )
@@ -36,7 +40,7 @@ class VmAttach(BaseModel):
     @field_validator("profile")
     @classmethod
     def _profile(cls, value: str | None) -> str | None:
-        if value is not None and not PROFILE_RE.match(value):
+        if value is not None and not PROFILE_RE.fullmatch(value):
             raise ValueError("a profile name is 1-64 letters, digits, ' ', '_', '.' or '-'")
         return value
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, status
 
 from gpupool.agent.trust import resolve_user
 from gpupool.api.deps import AuthDep, PoolDep, TenantDep
-from gpupool.errors import Forbidden, InvalidRequest
+from gpupool.errors import Conflict, Forbidden
 from gpupool.model import Tenant
 from gpupool.model.wire import (
     TenantCreate,
@@ -46,8 +46,8 @@ def update_tenant(name: str, body: TenantUpdate, pool: PoolDep, tenant: TenantDe
     if body.run_as is not None:
         try:
             resolve_user(body.run_as)
-        except Forbidden as exc:
-            raise InvalidRequest(f"run_as: {exc.message}") from None
+        except Forbidden as exc:  # a well-formed name this node cannot use (unknown, root, the server)
+            raise Conflict(f"run_as: {exc.message}") from None
     return tenant_public(pool.store.set_run_as(name, body.run_as, actor=tenant.name))
 
 

@@ -14,6 +14,7 @@ from gpupool.api.convert import claim_public
 from gpupool.api.deps import TenantDep
 from gpupool.errors import InvalidRequest, NotFound
 from gpupool.model.vm_wire import (
+    DOMAIN_NAME_RE,
     VmAttach,
     VmAttachResult,
     VmDetach,
@@ -35,7 +36,16 @@ def get_vms(request: Request) -> VmService:
     return service
 
 
-def domain_name(domain: Annotated[str, Path(max_length=255, description="libvirt domain name")]) -> str:
+def domain_name(
+    domain: Annotated[
+        str,
+        Path(
+            max_length=255,
+            json_schema_extra={"pattern": DOMAIN_NAME_RE.pattern},
+            description="libvirt domain name",
+        ),
+    ],
+) -> str:
     try:
         return check_domain_name(domain)
     except ValueError as exc:

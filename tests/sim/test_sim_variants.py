@@ -234,3 +234,19 @@ def test_cli_writes_a_variant_the_simulator_reads(tmp_path: Path) -> None:
     assert bad.stderr.strip().splitlines() == [
         "gpupool: error: --multi-gpu-share plus --sharing-share must be at most 1"
     ]
+
+
+@needs_data
+def test_spec_weights_move_constraints_to_scarce_models(
+    openb: tuple[NodeTable, list[dict[str, str]]],
+) -> None:
+    nodes, rows = openb
+    share_of_g2 = {}
+    for weights in ("gpus", "nodes", "models"):
+        variant = generate(rows, nodes, VariantSpec(gpu_spec_share=0.3, seed=2, spec_weights=weights))
+        counts = Counter(spec_of(r) for r in variant if spec_of(r))
+        share_of_g2[weights] = counts["G2"] / sum(counts.values())
+    # G2 holds 71 % of the GPUs, 45 % of the nodes and is one of 6 families
+    assert share_of_g2["gpus"] > 0.6 > share_of_g2["nodes"] > 0.35 > share_of_g2["models"] > 0.1
+    with pytest.raises(InvalidRequest, match="spec-weights"):
+        VariantSpec(spec_weights="bogus")

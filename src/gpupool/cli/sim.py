@@ -82,6 +82,9 @@ def gen(
         float, typer.Option(min=0.01, help="trim GPU demand above this x cluster GPU capacity")
     ] = 1.3,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    spec_weights: Annotated[
+        str, typer.Option(help="a constraint's model drawn in proportion to: gpus, nodes, models (uniform)")
+    ] = "gpus",
     nodes: Annotated[
         Path | None,
         typer.Option("--nodes", help="node list CSV (default: the gpu node list beside named traces)"),
@@ -94,7 +97,9 @@ def gen(
     """Write a trace variant with the asked shares (rules of the FGD paper's variants, see docs)."""
     from gpupool.sim.variants import NODE_LIST, VariantSpec, make_variant, source_path, trace_dir
 
-    spec = VariantSpec(multi_gpu_share, gpu_spec_share, sharing_share, cpu_only_share, max_demand, seed)
+    spec = VariantSpec(
+        multi_gpu_share, gpu_spec_share, sharing_share, cpu_only_share, max_demand, seed, spec_weights
+    )
     path = source_path(source, data)
     if nodes is None:
         folder = trace_dir(data) if not (path.parent / NODE_LIST).is_file() else path.parent

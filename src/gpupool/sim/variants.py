@@ -12,7 +12,8 @@ BENCHMARK.md / SOURCE.md describe the paper's families; this module generalises 
   removed; GPU pods are untouched;
 * **GPU-type share** (of GPU pods, like `gpuspecXX`): random unconstrained GPU pods get a model
   constraint; the model is drawn in proportion to the cluster's GPUs of each model that can host
-  the pod (enough GPUs, CPU and memory on one node), and the constraint lists the model's family
+  the pod (enough GPUs, CPU and memory on one node; `spec_weights="nodes"`: its nodes,
+  `"models"`: uniform over those models), and the constraint lists the model's family
   (`V100M16|V100M32`: same name up to the memory suffix), as the trace's own constraints do.
 
 Everything is drawn from `numpy.random.default_rng(seed)`; resampled copies keep the source row's
@@ -45,6 +46,7 @@ OUTPUT_COLUMNS = (
 )
 MAX_DEMAND_RATIO = 1.3
 MILLI_PER_GPU = 1000
+SPEC_WEIGHTS = ("gpus", "nodes", "models")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class VariantSpec:
     cpu_only_share: float | None = None  # CPU-only pods' share of all pods
     max_demand: float = MAX_DEMAND_RATIO  # trim GPU demand above this x capacity
     seed: int = 0
+    spec_weights: str = "gpus"  # a constraint's model drawn by GPUs, nodes, or uniform over models
 
     def __post_init__(self) -> None:
         for name in ("multi_gpu_share", "gpu_spec_share", "sharing_share", "cpu_only_share"):
@@ -68,6 +71,10 @@ class VariantSpec:
             raise InvalidRequest("--multi-gpu-share plus --sharing-share must be at most 1")
         if self.cpu_only_share == 1.0:
             raise InvalidRequest("--cpu-only-share: must be below 1 (the GPU pods stay)")
+        if self.spec_weights not in SPEC_WEIGHTS:
+            raise InvalidRequest(
+                f"--spec-weights: one of {', '.join(SPEC_WEIGHTS)}, got {self.spec_weights!r}"
+            )
         if self.max_demand <= 0:
             raise InvalidRequest(f"--max-demand: must be positive, got {self.max_demand}")
 
@@ -142,7 +149,7 @@ def generate(rows: Sequence[Row], nodes: NodeTable, spec: VariantSpec) -> list[R
     if spec.cpu_only_share is not None:
         pods = _set_cpu_only_share(pods, spec.cpu_only_share, rng, copier)
     if spec.gpu_spec_share is not None:
-        pods = _set_spec_share(pods, spec.gpu_spec_share, nodes, rng)
+        pods = _set_spec_share(pods, spec.gpu_spec_share, nodes, spec.spec_weights, rng)
     return pods
 
 
@@ -263,7 +270,9 @@ def family(model: str) -> str:
     return re.sub(r"M\d+$", "", model)
 
 
-def _set_spec_share(pods: list[Row], share: float, nodes: NodeTable, rng: np.random.Generator) -> list[Row]:
+def _set_spec_share(
+    pods: list[Row], share: float, nodes: NodeTable, weights: str, rng: np.random.Generator
+) -> list[Row]:
     """Constrain (or free) random GPU pods until `share` of GPU pods carry a model constraint."""
     gpu_index = [i for i, r in enumerate(pods) if gpus(r)]
     want = round(share * len(gpu_index))
@@ -277,7 +286,7 @@ def _set_spec_share(pods: list[Row], share: float, nodes: NodeTable, rng: np.ran
     free = [i for i in gpu_index if not spec_of(pods[i])]
     for position in rng.permutation(len(free))[: want - len(constrained)]:
         index = free[int(position)]
-        capacity = _hosting_capacity(pods[index], nodes, models)
+        capacity = _hosting_weights(pods[index], nodes, models, weights)
         if capacity.sum() == 0:
             continue  # fits no node at all: leave it unconstrained
         model = models[int(rng.choice(len(models), p=capacity / capacity.sum()))]
@@ -285,16 +294,17 @@ def _set_spec_share(pods: list[Row], share: float, nodes: NodeTable, rng: np.ran
     return pods
 
 
-def _hosting_capacity(row: Row, nodes: NodeTable, models: list[str]) -> np.ndarray:
-    """Per model: GPUs on nodes of that model where this pod fits when empty."""
+def _hosting_weights(row: Row, nodes: NodeTable, models: list[str], weights: str) -> np.ndarray:
+    """Per model: the GPUs (or nodes, or 1 with `models`) of that model's nodes where this pod fits
+    when empty; 0 for a model that cannot host it."""
     need_gpus, cpu, memory = gpus(row), _int(row["cpu_milli"]), _int(row["memory_mib"])
     capacity = np.zeros(len(models))
     for count, node_cpu, node_memory, model in zip(
         nodes.gpus, nodes.cpu_milli, nodes.memory_mib, nodes.models, strict=True
     ):
         if model and count >= need_gpus and node_cpu >= cpu and node_memory >= memory:
-            capacity[models.index(model)] += count
-    return capacity
+            capacity[models.index(model)] += count if weights == "gpus" else 1
+    return (capacity > 0) * 1.0 if weights == "models" else capacity
 
 
 # ---------------------------------------------------------------------------- files

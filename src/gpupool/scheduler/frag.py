@@ -82,20 +82,30 @@ class ResolvedWorkload:
         return cls(workload, workload.allowed(cluster))
 
     def frag(
-        self, free_milli: NDArray[np.int64], cpu_free_milli: NDArray[np.int64], model_id: NDArray[np.int64]
+        self,
+        free_milli: NDArray[np.int64],
+        cpu_free_milli: NDArray[np.int64],
+        model_id: NDArray[np.int64],
+        no_access: bool = True,
     ) -> NDArray[np.float64]:
-        """F_n(M) in milli-GPU for a batch of node states: free (B, slots), cpu (B,), model (B,)."""
+        """F_n(M) in milli-GPU for a batch of node states: free (B, slots), cpu (B,), model (B,).
+
+        `no_access=False`: a shape that may not run on the node's model counts nothing there
+        (FGD counts all idle GPU as its fragment)."""
         wl = self.workload
         fit = free_milli[:, :, None] >= wl.gpu_milli[None, None, :]  # (B, slots, shapes)
+        allowed = self.allowed[:, model_id].T
         satisfied = (
             (fit.sum(axis=1) >= wl.gpus[None, :])
             & (cpu_free_milli[:, None] >= wl.cpu_milli[None, :])
-            & self.allowed[:, model_id].T
+            & allowed
             & (wl.gpu_milli[None, :] > 0)
         )
         idle = free_milli.sum(axis=1).astype(np.float64)
         small = (free_milli[:, :, None] * ~fit).sum(axis=1).astype(np.float64)
         per_shape = np.where(satisfied, small, idle[:, None])
+        if not no_access:
+            per_shape = np.where(allowed, per_shape, 0.0)
         result: NDArray[np.float64] = per_shape @ wl.probs
         return result
 
@@ -104,6 +114,7 @@ class ResolvedWorkload:
         free_milli: NDArray[np.int64],
         cpu_free_milli: NDArray[np.int64],
         model_id: NDArray[np.int64],
+        no_access: bool = True,
     ) -> NDArray[np.float64]:
         """Expected idle milli-GPU that stays unused if the node were filled with tasks of one shape.
 
@@ -122,12 +133,13 @@ class ResolvedWorkload:
             cpu_free_milli[:, None] // np.maximum(wl.cpu_milli, 1)[None, :],
             np.iinfo(np.int64).max,
         )
-        usable_tasks = (
-            np.minimum(tasks_gpu, tasks_cpu) * self.allowed[:, model_id].T * (wl.gpu_milli > 0)[None, :]
-        )
+        allowed = self.allowed[:, model_id].T
+        usable_tasks = np.minimum(tasks_gpu, tasks_cpu) * allowed * (wl.gpu_milli > 0)[None, :]
         idle = free_milli.sum(axis=1).astype(np.float64)
         usable = usable_tasks * (wl.gpu_milli * wl.gpus)[None, :]
         per_shape = idle[:, None] - np.minimum(usable, idle[:, None])
+        if not no_access:
+            per_shape = np.where(allowed, per_shape, 0.0)
         result: NDArray[np.float64] = per_shape @ wl.probs
         return result
 

@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from gpupool.scheduler.frag import TargetWorkload
 from gpupool.scheduler.framework import PluginContext
-from gpupool.scheduler.profiles import build_scheduler
+from gpupool.scheduler.profiles import Profile, build_scheduler
 from gpupool.sim.arrival import arrival_order
 from gpupool.sim.metrics import Curves, FragTracker, bucketize
 from gpupool.sim.trace import NodeTable, PodTable
@@ -35,7 +35,11 @@ def typical_workload(pods: PodTable) -> TargetWorkload:
 
 
 def replay(
-    nodes: NodeTable, pods: PodTable, policy: str, seed: int, workload: TargetWorkload | None = None
+    nodes: NodeTable,
+    pods: PodTable,
+    policy: str | Profile,
+    seed: int,
+    workload: TargetWorkload | None = None,
 ) -> RunResult:
     """Schedule the seeded arrival stream one pod at a time, no departures, failed pods skipped."""
     started = time.perf_counter()
@@ -67,4 +71,5 @@ def replay(
                 tracker.update(node)
         arrived[step], used[step], frag[step] = arrived_milli, used_milli, tracker.total
     curves = bucketize(arrived, used, frag, capacity)
-    return RunResult(policy, seed, curves, count, failed, decision_ms, time.perf_counter() - started)
+    name = policy if isinstance(policy, str) else policy.name
+    return RunResult(name, seed, curves, count, failed, decision_ms, time.perf_counter() - started)

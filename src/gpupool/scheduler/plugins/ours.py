@@ -28,14 +28,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gpupool.scheduler.cluster import Cluster
-from gpupool.scheduler.frag import ResolvedWorkload
+from gpupool.scheduler.frag import ResolvedWorkload, TargetWorkload
 from gpupool.scheduler.framework import CycleState
 from gpupool.scheduler.plugins.common import (
     MAX_SPEC_CPU_MILLI,
     MAX_SPEC_GPU_MILLI,
     gpu_left_milli,
 )
-from gpupool.scheduler.plugins.fgd import FgdScore
+from gpupool.scheduler.plugins.fgd import FgdScore, after_placing, points
 from gpupool.scheduler.plugins.fragmodel import FragModel
 from gpupool.scheduler.request import MILLI_PER_GPU, Request
 
@@ -57,6 +57,9 @@ def options(args: Mapping[str, Any]) -> dict[str, Any]:
         "crowding": float(args.get("crowding", 0.0)),
         "crowd_every": int(args.get("crowd_every", 256)),
         "crowd_tolerance": float(args.get("crowd_tolerance", 0.0)),
+        "weighting": str(args.get("weighting", "count")),
+        "no_access": bool(args.get("no_access", True)),
+        "reserve": float(args.get("reserve", 0.0)),
     }
 
 
@@ -127,8 +130,18 @@ class OursScore(FgdScore):
         crowding: float = 0.0,
         crowd_every: int = 256,
         crowd_tolerance: float = 0.0,
+        weighting: str = "count",
+        no_access: bool = True,
+        reserve: float = 0.0,
     ) -> None:
         super().__init__(model)
+        self.weighting = weighting
+        self.no_access = no_access
+        self.reserve = reserve
+        self._weighted: dict[str, tuple[ResolvedWorkload, ResolvedWorkload]] = {}
+        self._reserve_cache: tuple[ResolvedWorkload, NDArray[np.float64]] | None = None
+        self._pressure: NDArray[np.float64] | None = None
+        self._allowed_models: NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
         self.tiebreak = tiebreak
         self.resolution = resolution
         self.tight_gpu = tight_gpu
@@ -150,7 +163,7 @@ class OursScore(FgdScore):
         model: NDArray[np.int64],
     ) -> NDArray[np.float64]:
         """The blended fragmentation plus `leftover` x the unfillable milli of each GPU (milli-GPU)."""
-        value = super().node_measure(resolved, free, cpu, model)
+        value = self._blend(resolved, free, cpu, model)
         if not self.leftover:
             return value
         if self._waste is None or self._waste[0] is not resolved:
@@ -159,6 +172,120 @@ class OursScore(FgdScore):
         waste = self._waste[1][np.clip(free, 0, MILLI_PER_GPU)].sum(axis=1)
         result: NDArray[np.float64] = value + self.leftover * waste
         return result
+
+    def _reweighted(self, resolved: ResolvedWorkload, mode: str) -> ResolvedWorkload:
+        """The workload with shapes weighted by count (as arrived) or by GPU demand (count x GPUs
+        x milli per GPU; shapes without GPU drop out)."""
+        if mode == "count":
+            return resolved
+        cached = self._weighted.get(mode)
+        if cached is not None and cached[0] is resolved:
+            return cached[1]
+        wl = resolved.workload
+        demand = wl.probs * wl.gpus * wl.gpu_milli
+        if demand.sum() <= 0:
+            return resolved
+        probs = demand / demand.sum()
+        if mode == "mixed":
+            probs = 0.5 * probs + 0.5 * wl.probs
+        weighted = ResolvedWorkload(TargetWorkload(wl.shapes, probs), resolved.allowed)
+        self._weighted[mode] = (resolved, weighted)
+        return weighted
+
+    def _blend(
+        self,
+        resolved: ResolvedWorkload,
+        free: NDArray[np.int64],
+        cpu: NDArray[np.int64],
+        model: NDArray[np.int64],
+    ) -> NDArray[np.float64]:
+        if self.weighting == "count" and self.no_access:
+            return resolved.measure(self.measure, free, cpu, model)
+        weight = 1.0 if self.measure == "capacity" else 0.0
+        if self.measure.startswith("blend"):
+            weight = float(self.measure.removeprefix("blend") or 0.5)
+        fgd_mode, capacity_mode = {
+            "count": ("count", "count"),
+            "demand": ("demand", "demand"),
+            "capacity-demand": ("count", "demand"),
+            "mixed": ("mixed", "mixed"),
+            "capacity-mixed": ("count", "mixed"),
+        }[self.weighting]
+        value: NDArray[np.float64] = np.zeros(free.shape[0])
+        if weight > 0.0:
+            capacity = self._reweighted(resolved, capacity_mode)
+            value = value + weight * capacity.capacity_frag(free, cpu, model, self.no_access)
+        if weight < 1.0:
+            fgd = self._reweighted(resolved, fgd_mode)
+            value = value + (1.0 - weight) * fgd.frag(free, cpu, model, self.no_access)
+        return value
+
+    def pressure(self, resolved: ResolvedWorkload, cluster: Cluster) -> NDArray[np.float64]:
+        """Per model id: min(1, the share of its GPUs that constrained arrived demand will want once
+        arrivals reach the cluster's capacity). Constrained demand is split over its allowed models
+        in proportion to their GPUs; 0 when nothing arrived is constrained."""
+        if self._reserve_cache is not None and self._reserve_cache[0] is resolved:
+            return self._reserve_cache[1]
+        wl = resolved.workload
+        capacity = np.bincount(
+            cluster.model_id, weights=cluster.gpu_total_milli.sum(axis=1), minlength=len(cluster.models)
+        )
+        present = capacity > 0
+        allowed = resolved.allowed & present[None, :]
+        constrained = ~allowed[:, present].all(axis=1)
+        demand = wl.probs * wl.gpus * wl.gpu_milli
+        total = demand.sum()
+        wanted = np.zeros(len(cluster.models))
+        for index in np.flatnonzero(constrained & (demand > 0)):
+            share = allowed[index] * capacity
+            if share.sum() > 0:
+                wanted += demand[index] / total * share / share.sum()
+        ratio = np.divide(wanted, capacity / capacity.sum(), out=np.zeros_like(wanted), where=present)
+        result: NDArray[np.float64] = np.minimum(1.0, ratio)
+        self._reserve_cache = (resolved, result)
+        return result
+
+    def option_points(
+        self,
+        request: Request,
+        resolved: ResolvedWorkload,
+        free: NDArray[np.int64],
+        cpu: NDArray[np.int64],
+        model: NDArray[np.int64],
+    ) -> NDArray[np.float64]:
+        if not self.reserve or self._pressure is None or request.total_gpu_milli == 0:
+            return super().option_points(request, resolved, free, cpu, model)
+        before = self.node_measure(resolved, free, cpu, model)
+        options, valid = after_placing(request, free)
+        batch, count, slots = options.shape
+        after = self.node_measure(
+            resolved,
+            options.reshape(batch * count, slots),
+            np.repeat(cpu - request.cpu_milli, count),
+            np.repeat(model, count),
+        ).reshape(batch, count)
+        pressure = self._pressure
+        floor = pressure[self._allowed_models].min() if self._allowed_models.any() else 0.0
+        cost = self.reserve * (pressure[model] - floor) * request.total_gpu_milli
+        return np.where(valid, points(before[:, None], after + cost[:, None], self.resolution), -np.inf)
+
+    def _points(self, request: Request, cluster: Cluster, nodes: NDArray[np.intp]) -> NDArray[np.float64]:
+        self._prepare(request, cluster)
+        return super()._points(request, cluster, nodes)
+
+    def pick(self, request: Request, cluster: Cluster, node: int, cycle: CycleState) -> tuple[int, ...]:
+        self._prepare(request, cluster)
+        return super().pick(request, cluster, node, cycle)
+
+    def _prepare(self, request: Request, cluster: Cluster) -> None:
+        resolved = self.model.resolved(cluster)
+        if not self.reserve or resolved is None:
+            self._pressure = None
+            return
+        self._pressure = self.pressure(resolved, cluster)
+        self._allowed_models = cluster.model_mask(request) & (
+            np.bincount(cluster.model_id, weights=cluster.gpu_count, minlength=len(cluster.models)) > 0
+        )
 
     def observe(self, request: Request) -> None:
         super().observe(request)

@@ -52,7 +52,8 @@ def sub_cluster(nodes_csv: Path, fraction: int) -> list[Device]:
         if seen[shape] % fraction == 0 and int(row["gpu"]) > 0:
             memory = MEMORY_GIB.get(row["model"], 16) * GIB
             devices += [
-                Device(f"{row['sn']}-gpu{i}", row["sn"], i, row["model"], memory) for i in range(int(row["gpu"]))
+                Device(f"{row['sn']}-gpu{i}", row["sn"], i, row["model"], memory)
+                for i in range(int(row["gpu"]))
             ]
         seen[shape] += 1
     return devices
@@ -72,7 +73,9 @@ def claims_of(pods_csv: Path, compress: float, limit: int | None = None) -> list
         gpus, milli = int(row["num_gpu"]), int(row["gpu_milli"])
         if gpus == 0:
             continue
-        spec = ClaimSpec(gpus=gpus) if milli >= 1000 else ClaimSpec(gpus=1, compute_percent=max(1, milli // 10))
+        spec = (
+            ClaimSpec(gpus=gpus) if milli >= 1000 else ClaimSpec(gpus=1, compute_percent=max(1, milli // 10))
+        )
         hold = max(1.0, float(row["deletion_time"]) - float(row["creation_time"]))
         claims.append(ReplayClaim(float(row["creation_time"]) / compress, hold, spec))
     return claims[:limit] if limit else claims
@@ -80,7 +83,9 @@ def claims_of(pods_csv: Path, compress: float, limit: int | None = None) -> list
 
 def run_one(args: tuple[list[ReplayClaim], list[Device], str, int]) -> ReplayResult:
     claims, devices, policy, samples = args
-    with tempfile.TemporaryDirectory(prefix="gpupool-replay-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as tmp:
+    with tempfile.TemporaryDirectory(
+        prefix="gpupool-replay-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None
+    ) as tmp:
 
         def progress(done: int, total: int) -> None:
             if done % 500 == 0 or done == total:
@@ -89,7 +94,9 @@ def run_one(args: tuple[list[ReplayClaim], list[Device], str, int]) -> ReplayRes
         return replay(claims, devices, policy, Path(tmp) / "pool.db", samples, progress)
 
 
-def render(results: Sequence[ReplayResult], args: argparse.Namespace, devices: int, claims: int, wall_min: float) -> list[str]:
+def render(
+    results: Sequence[ReplayResult], args: argparse.Namespace, devices: int, claims: int, wall_min: float
+) -> list[str]:
     m = machine()
     command = " ".join(["benchmarks/departures.py", *sys.argv[1:]])
     first = results[0]
@@ -169,7 +176,9 @@ def plot(results: Sequence[ReplayResult], out: Path, title: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--pods", type=Path, default=CSV / "openb_pod_list_default.csv")
     parser.add_argument("--nodes", type=Path, default=CSV / "openb_node_list_gpu_node.csv")
     parser.add_argument("--compress", type=float, default=600.0)
@@ -177,7 +186,9 @@ def main() -> None:
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--busy-from", type=float, default=0.6, help="report from this fraction of the time on")
+    parser.add_argument(
+        "--busy-from", type=float, default=0.6, help="report from this fraction of the time on"
+    )
     parser.add_argument("--limit", type=int, default=None, help="only the first N claims (a quick look)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "DEPARTURES_RESULTS.md")
     parser.add_argument("--plot", type=Path, default=REPO / "docs" / "replay-departures.png")

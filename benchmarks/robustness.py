@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from sim_bench import machine
 
 from gpupool.scheduler.profiles import Profile, resolve
@@ -145,18 +144,20 @@ def variant_file(variant: Variant, nodes: Path = NODES, source: Path = SOURCE) -
 
 
 def code_key(policy: str | Profile) -> str:
-    """What a cached replay depends on: the scheduler and simulator source and the policy's profile
-    (`ours.py` only for profiles that use it, so baselines survive changes to `ours`)."""
+    """What a cached replay depends on: the scheduler source, the simulator's arrival, trace and
+    measurement code, and the policy's profile (`ours.py` only for profiles that use it, so
+    baselines survive changes to `ours`)."""
     profile = resolve(policy) if isinstance(policy, str) else policy
     uses_ours = any(ref.name == "ours" for ref in (*profile.scores, profile.picker))
     src = REPO / "src" / "gpupool"
-    files = sorted([*(src / "scheduler").rglob("*.py"), *(src / "sim").rglob("*.py")])
-    skip = {src / "scheduler" / "profiles.py"} | (
-        set() if uses_ours else {src / "scheduler" / "plugins" / "ours.py"}
-    )
+    files = sorted((src / "scheduler").rglob("*.py"))
+    files += [src / "sim" / name for name in ("arrival.py", "trace.py", "metrics.py")]
+    skip = {src / "scheduler" / "profiles.py", src / "scheduler" / "live.py"}
+    if not uses_ours:
+        skip.add(src / "scheduler" / "plugins" / "ours.py")
     digest = hashlib.sha256(repr(profile).encode())
     for path in files:
-        if path not in skip and path.name != "variants.py":
+        if path not in skip:
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -179,6 +180,9 @@ class ResultCache:
         row["ms_p50"] = round(float(np.median(result.decision_ms)), 4)
         row["ms_p99"] = round(float(np.percentile(result.decision_ms, 99)), 4)
         row["wall_s"] = round(result.wall_s, 2)
+        if result.decision_cpu_ms is not None:
+            row["cpu_ms_p50"] = round(float(np.median(result.decision_cpu_ms)), 4)
+            row["cpu_ms_p99"] = round(float(np.percentile(result.decision_cpu_ms, 99)), 4)
         self.data[key] = row
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -202,11 +206,12 @@ def run_matrix(
     chosen = list(variants)
     files = {v.name: variant_file(v) for v in chosen}
     jobs: list[tuple[str, str, Job]] = []
+    keys: dict[tuple[str, int, int], str] = {}  # taken once: the source may change during a long run
     for variant in chosen:
-        for policy in policies:
+        for number, policy in enumerate(policies):
             for seed in seeds:
                 job = Job(NODES, files[variant.name], policy, seed)
-                key = cache.key(job.pods, policy, seed)
+                key = keys[(variant.name, number, seed)] = cache.key(job.pods, policy, seed)
                 if key not in cache.data:
                     jobs.append((variant.name, key, job))
     log(f"{len(chosen)} variants x {len(policies)} policies x {len(seeds)} seeds: {len(jobs)} replays to run")
@@ -233,9 +238,9 @@ def run_matrix(
     table: dict[str, dict[str, list[dict[str, float]]]] = {}
     for variant in chosen:
         rows = table.setdefault(variant.name, {})
-        for policy in policies:
+        for number, policy in enumerate(policies):
             name = policy if isinstance(policy, str) else policy.name
-            rows[name] = [cache.data[cache.key(files[variant.name], policy, seed)] for seed in seeds]
+            rows[name] = [cache.data[keys[(variant.name, number, seed)]] for seed in seeds]
     return table
 
 

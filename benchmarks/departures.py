@@ -105,33 +105,36 @@ def render(
     lines = [
         "## Replay with departures through the live pool (issue 13)",
         "",
-        f"Command: `.venv/bin/python {command}` ({wall_min:.1f} min, policies in parallel on 2 processes).",
+        f"Command: `.venv/bin/python {command}` ({wall_min:.1f} min; one process per policy, 2 at a time).",
         f"Machine: `{m['uname']}`, nproc {m['nproc']}, {m['cpu']}; {m['date']}.",
         "",
-        f"{claims} GPU pods of `openb_pod_list_default.csv` as claims on {devices} GPUs (every "
-        f"{args.cluster_fraction}th node of each openb node shape); arrivals at creation time / {args.compress:g} "
-        f"({span_h:.1f} simulated hours), each claim holds its devices for its recorded lifetime once bound. "
-        "Through `PoolService` (create_claim: bind now or queue; release: queue pass), no quotas, no preemption.",
+        f"{claims} GPU pods of `{args.pods.name}` as claims on {devices} GPUs (every "
+        f"{args.cluster_fraction}th node of each openb node shape); arrivals at creation time / "
+        f"{args.compress:g} ({span_h:.1f} simulated hours); once bound a claim holds its devices for "
+        "its recorded lifetime. Through `PoolService` (create_claim binds now or queues; every release "
+        "runs the queue pass), no quotas, so no preemption.",
         "",
-        f"Over the busy part (the last {100 * (1 - args.busy_from):.0f} % of the time, {int(busy.sum())} samples): "
-        "mean GPU allocation rate, mean and peak claims waiting; queueing delay (arrival to bound) over all "
-        "claims of the whole replay; claims still waiting at the end; placement decision time (ms, measured by "
-        "the pool's observer, same run).",
+        f"Busy part = the last {100 * (1 - args.busy_from):.0f} % of the time ({int(busy.sum())} "
+        "samples): mean GPU allocation rate (% of GPU compute), mean and peak claims waiting. Queueing "
+        "delay (arrival to bound) over every claim of the replay; claims still waiting at the end; "
+        "placement decision wall time (ms, the pool's observer, same run).",
         "",
-        "| policy | allocation % (mean, busy) | waiting (mean / peak) | delay p50 / p99 (s) | mean delay (s) | never bound | decision ms p50 / p99 |",
+        "| policy | allocation % | waiting mean / peak | delay p50 / p99 (s) | mean delay (s) "
+        "| never bound | decision ms p50 / p99 |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         delays = r.delays_s if r.delays_s.size else np.zeros(1)
         lines.append(
-            f"| {r.policy} | {r.allocation_pct[busy].mean():.2f} | {r.waiting[busy].mean():.1f} / {r.waiting.max()} | "
+            f"| {r.policy} | {r.allocation_pct[busy].mean():.2f} | "
+            f"{r.waiting[busy].mean():.1f} / {r.waiting.max()} | "
             f"{np.percentile(delays, 50):.0f} / {np.percentile(delays, 99):.0f} | {delays.mean():.0f} | "
             f"{r.never_bound} | {np.median(r.decision_ms):.2f} / {np.percentile(r.decision_ms, 99):.2f} |"
         )
     lines += [
         "",
-        "Over time (busy part, every few samples): allocation % / claims waiting / delay p50 / p99 (s) of the "
-        "claims bound since the previous sample.",
+        "Over time (busy part): allocation % / claims waiting / delay p50 / p99 (s) of the claims bound "
+        "since the previous row.",
         "",
         "| hour | " + " | ".join(r.policy for r in results) + " |",
         "|---|" + "---|" * len(results),

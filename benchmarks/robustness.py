@@ -24,7 +24,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,14 @@ from gpupool.sim.cli import parse_seeds
 from gpupool.sim.engine import RunResult
 from gpupool.sim.runner import Job, run_jobs
 from gpupool.sim.trace import read_nodes
-from gpupool.sim.variants import VariantSpec, generate, measured_shares, read_rows, write_rows
+from gpupool.sim.variants import (
+    GENERATOR_VERSION,
+    VariantSpec,
+    generate,
+    measured_shares,
+    read_rows,
+    write_rows,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CSV = REPO.parent / "shared" / "data" / "alibaba-gpu-v2023" / "csv"
@@ -133,7 +140,12 @@ def _sha(data: bytes) -> str:
 
 def variant_file(variant: Variant, nodes: Path = NODES, source: Path = SOURCE) -> Path:
     """The variant's CSV, generated once into the cache (keyed by its spec and the source files)."""
-    key = _sha(repr((variant.spec(), _sha(source.read_bytes()), _sha(nodes.read_bytes()))).encode())
+    # version 2 changed only multi+sharing combinations: theirs are the only files it renamed
+    version = (
+        GENERATOR_VERSION if "sharing_share" in variant.shares and "multi_gpu_share" in variant.shares else 1
+    )
+    extra = "" if version == 1 else f"|v{version}"
+    key = _sha((repr((variant.spec(), _sha(source.read_bytes()), _sha(nodes.read_bytes()))) + extra).encode())
     path = CACHE / "variants" / f"{variant.name}-{key}.csv"
     if not path.is_file():
         rows = generate(read_rows(source), read_nodes(nodes), variant.spec())
@@ -266,10 +278,10 @@ def median_of(rows: list[dict[str, float]], column: str) -> float:
     return float(np.median([row[column] for row in rows]))
 
 
-def summary(table: dict[str, dict[str, list[dict[str, float]]]], ours: str = "ours") -> dict[str, Any]:
+def summary(table: dict[str, dict[str, list[dict[str, float]]]], ours: str = "ours") -> dict[int, Any]:
     """Mean and worst of the per-variant median deltas, and how many variants ours is <= fgd on."""
     deltas = {name: delta(rows, ours) for name, rows in table.items()}
-    out: dict[str, Any] = {}
+    out: dict[int, Any] = {}
     for p in POINTS:
         medians = [d.median[p] for d in deltas.values()]
         worst_variant = max(deltas, key=lambda name: deltas[name].median[p])
@@ -288,52 +300,81 @@ def render(
     title: str,
     variants: Sequence[Variant],
     table: dict[str, dict[str, list[dict[str, float]]]],
-    policies: Sequence[str],
+    names: Sequence[str],
     seeds: Sequence[int],
 ) -> list[str]:
+    """A markdown section: per variant the policies' medians and, for every `ours*` policy, its
+    deltas to fgd; then the summary and decision times."""
+    contenders = [n for n in names if n.startswith("ours")] if "fgd" in names else []
+    head = "".join(f" | {n} - fgd 100 / 130 | worst seed" for n in contenders)
     lines = [
         f"### {title}: {len(variants)} variants, generator seed {variants[0].generator_seed}, "
         f"simulator seeds {seeds[0]}-{seeds[-1]}",
         "",
-        "Unallocated GPU % at arrived 100 / 130 (median of the seeds); delta = median over seeds of "
-        "ours - fgd on the same arrival order (negative: ours allocates more); worst = the worst seed.",
+        "Unallocated GPU % at arrived 100 / 130 (median of the seeds); delta = median over the seeds "
+        "of ours - fgd on the same arrival order (negative: ours allocates more); worst seed = the "
+        "largest per-seed delta.",
         "",
-        "| variant | mix | " + " | ".join(policies) + " | delta 100 | delta 130 | worst seed 100 / 130 |",
-        "|---|---|" + "---|" * len(policies) + "---|---|---|",
+        "| variant | mix | " + " | ".join(names) + head + " |",
+        "|---|---|" + "---|" * len(names) + "---|---|" * len(contenders),
     ]
     for variant in variants:
         rows = table[variant.name]
-        cells = [f"{median_of(rows[p], 'u100'):.2f} / {median_of(rows[p], 'u130'):.2f}" for p in policies]
-        d = delta(rows)
-        lines.append(
-            f"| {variant.name} | {variant.describe()} | "
-            + " | ".join(cells)
-            + f" | {d.median[100]:+.2f} | {d.median[130]:+.2f} | {d.worst[100]:+.2f} / {d.worst[130]:+.2f} |"
-        )
-    s = summary(table)
+        cells = [f"{median_of(rows[n], 'u100'):.2f} / {median_of(rows[n], 'u130'):.2f}" for n in names]
+        for name in contenders:
+            d = delta(rows, name)
+            cells.append(f"{d.median[100]:+.2f} / {d.median[130]:+.2f}")
+            cells.append(f"{d.worst[100]:+.2f} / {d.worst[130]:+.2f}")
+        lines.append(f"| {variant.name} | {variant.describe()} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for name in contenders:
+        s = summary(table, name)
+        lines += [
+            f"{name}: mean of the per-variant deltas **{s[100]['mean_delta']:+.2f}** at 100 and "
+            f"**{s[130]['mean_delta']:+.2f}** at 130; <= fgd on {s[100]['variants_not_worse']}/"
+            f"{len(variants)} variants at 100 and {s[130]['variants_not_worse']}/{len(variants)} at 130; "
+            "worst variant "
+            f"{s[100]['worst_variant']} {s[100]['worst_variant_delta']:+.2f} at 100 and "
+            f"{s[130]['worst_variant']} {s[130]['worst_variant_delta']:+.2f} at 130; worst single seed "
+            f"{s[100]['worst_seed_delta']:+.2f} / {s[130]['worst_seed_delta']:+.2f}.",
+            "",
+        ]
     lines += [
-        "",
-        f"Mean of the per-variant deltas: **{s[100]['mean_delta']:+.2f}** at 100, "
-        f"**{s[130]['mean_delta']:+.2f}** at 130. ours <= fgd on {s[100]['variants_not_worse']}/{len(variants)} "
-        f"variants at 100 and {s[130]['variants_not_worse']}/{len(variants)} at 130. Worst variant: "
-        f"{s[100]['worst_variant']} {s[100]['worst_variant_delta']:+.2f} at 100, "
-        f"{s[130]['worst_variant']} {s[130]['worst_variant_delta']:+.2f} at 130; worst single seed "
-        f"{s[100]['worst_seed_delta']:+.2f} / {s[130]['worst_seed_delta']:+.2f}.",
-        "",
-        "Decision time (ms, median over variants of the per-replay median / p99): "
-        + ", ".join(
-            f"{p} {np.median([median_of(table[v.name][p], 'ms_p50') for v in variants]):.3f} / "
-            f"{np.median([median_of(table[v.name][p], 'ms_p99') for v in variants]):.2f}"
-            for p in policies
-        )
-        + "; slowest variant p99: "
-        + ", ".join(
-            f"{p} {max(median_of(table[v.name][p], 'ms_p99') for v in variants):.2f}" for p in policies
-        )
-        + ".",
+        "Decision time per pod (ms; median over the variants of each replay's median / p99; wall time, "
+        "and in brackets the deciding thread's CPU time, which leaves out other processes on the shared "
+        "cores): " + ", ".join(f"{n} {_times(table, variants, n)}" for n in names) + ".",
         "",
     ]
     return lines
+
+
+def _times(
+    table: dict[str, dict[str, list[dict[str, float]]]], variants: Sequence[Variant], name: str
+) -> str:
+    def over(column: str) -> float:
+        return float(np.median([median_of(table[v.name][name], column) for v in variants]))
+
+    text = f"{over('ms_p50'):.3f} / {over('ms_p99'):.2f}"
+    if all("cpu_ms_p50" in row for v in variants for row in table[v.name][name]):
+        text += f" [{over('cpu_ms_p50'):.3f} / {over('cpu_ms_p99'):.2f}]"
+    return text
+
+
+def ours_variant(text: str) -> Profile:
+    """The ours profile with some arguments changed ('key=value,...'; values as Python literals)."""
+    import ast
+
+    base = resolve("ours")
+    ref = base.scores[0]
+    changed: dict[str, Any] = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            changed[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            changed[key.strip()] = value.strip()
+    score = replace(ref, args={**ref.args, **changed})
+    return replace(base, name=f"ours[{text}]", scores=(score,))
 
 
 def main() -> None:
@@ -348,8 +389,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "ROBUSTNESS_RESULTS.md")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--no-cache", action="store_true", help="replay everything (results still saved)")
+    parser.add_argument(
+        "--ours-args",
+        default=None,
+        help="also run a variant of the ours profile, e.g. 'reserve=0,foreign_idle=True' (tuning)",
+    )
     args = parser.parse_args()
-    policies = args.policies.split(",")
+    policies: list[str | Profile] = list(args.policies.split(","))
+    if args.ours_args:
+        policies.append(ours_variant(args.ours_args))
     cache_path = CACHE / "robustness" / "results.json"
     cache = ResultCache(cache_path)
     if args.no_cache:
@@ -374,8 +422,10 @@ def main() -> None:
         seeds = parse_seeds(args.seeds or default_seeds)
         table = run_matrix(variants, policies, seeds, args.workers, cache, log=lambda m: print(m, flush=True))
         shares = {v.name: measured_shares(read_rows(variant_file(v))) for v in variants}
-        report[name] = {"table": table, "summary": summary(table), "shares": shares}
-        lines += render(f"{name.capitalize()} set", variants, table, policies, seeds)
+        names = [p if isinstance(p, str) else p.name for p in policies]
+        summaries = {n: summary(table, n) for n in names if n.startswith("ours") and "fgd" in names}
+        report[name] = {"table": table, "summary": summaries, "shares": shares}
+        lines += render(f"{name.capitalize()} set", variants, table, names, seeds)
     lines.insert(4, f"({(time.perf_counter() - started) / 60:.1f} min in this run, cached replays reused.)")
     args.out.write_text("\n".join(lines) + "\n")
     if args.json:

@@ -55,4 +55,5 @@ def test_ours_does_not_fall_behind_fgd_on_an_unseen_variant(
 ) -> None:
     ours, fgd = unallocated[(variant, "ours")], unallocated[(variant, "fgd")]
     gap = (ours - fgd).mean(axis=0)  # same seeds, same arrival order: a paired difference
-    assert gap[0] <= 0.0 and gap[1] <= 0.0, f"{variant}: ours - fgd = {gap[0]:+.2f} at 100, {gap[1]:+.2f} at 130"
+    message = f"{variant}: ours - fgd {gap[0]:+.2f} at 100, {gap[1]:+.2f} at 130"
+    assert gap[0] <= 0.0 and gap[1] <= 0.0, message

@@ -143,6 +143,17 @@ def test_combined_shares_all_hold(openb: tuple[NodeTable, list[dict[str, str]]])
     assert shares["gpu_demand"] * 1000 <= 1.3 * nodes.total_gpu_milli
 
 
+@needs_data
+@pytest.mark.parametrize(("multi", "sharing"), [(0.25, 0.5), (0.4, 0.6), (0.1, 0.1)], ids=str)
+def test_multi_and_sharing_shares_together(
+    openb: tuple[NodeTable, list[dict[str, str]]], multi: float, sharing: float
+) -> None:
+    nodes, rows = openb
+    shares = measured_shares(generate(rows, nodes, VariantSpec(multi_gpu_share=multi, sharing_share=sharing)))
+    assert abs(shares["multi_gpu_share"] - multi) <= DEMAND_TOLERANCE, shares
+    assert abs(shares["sharing_share"] - sharing) <= DEMAND_TOLERANCE, shares
+
+
 def test_trim_keeps_class_shares_and_max_demand(tmp_path: Path) -> None:
     nodes, rows = small_trace(tmp_path)
     before = measured_shares(rows)
@@ -172,8 +183,9 @@ def test_same_seed_same_variant_other_seed_other(tmp_path: Path) -> None:
         ({"sharing_share": -0.1}, "between 0 and 1"),
         ({"multi_gpu_share": 0.6, "sharing_share": 0.5}, "at most 1"),
         ({"cpu_only_share": 1.0}, "below 1"),
+        ({"multi_gpu_share": 1.0}, "below 1"),
     ],
-    ids=["multi>1", "sharing<0", "sum>1", "cpu-only=1"],
+    ids=["multi>1", "sharing<0", "sum>1", "cpu-only=1", "multi=1"],
 )
 def test_bad_shares_are_refused(spec: dict[str, float], message: str) -> None:
     with pytest.raises(InvalidRequest, match=message):

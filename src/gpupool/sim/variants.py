@@ -47,6 +47,7 @@ OUTPUT_COLUMNS = (
 MAX_DEMAND_RATIO = 1.3
 MILLI_PER_GPU = 1000
 SPEC_WEIGHTS = ("gpus", "nodes", "models")
+GENERATOR_VERSION = 2  # bump whenever the rows generated for a given spec and seed change
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class VariantSpec:
             raise InvalidRequest("--multi-gpu-share plus --sharing-share must be at most 1")
         if self.cpu_only_share == 1.0:
             raise InvalidRequest("--cpu-only-share: must be below 1 (the GPU pods stay)")
+        if self.multi_gpu_share == 1.0:
+            raise InvalidRequest("--multi-gpu-share: must be below 1 (multi-GPU pods are added)")
         if self.spec_weights not in SPEC_WEIGHTS:
             raise InvalidRequest(
                 f"--spec-weights: one of {', '.join(SPEC_WEIGHTS)}, got {self.spec_weights!r}"
@@ -142,7 +145,11 @@ def generate(rows: Sequence[Row], nodes: NodeTable, spec: VariantSpec) -> list[R
     if not any(gpus(r) for r in pods):
         raise InvalidRequest("the source trace has no GPU pods to make a variant of")
     if spec.sharing_share is not None:
-        pods = _set_sharing_share(pods, spec.sharing_share, rng, copier)
+        if spec.multi_gpu_share is None:
+            pods = _set_sharing_share(pods, spec.sharing_share, rng, copier)
+        elif spec.multi_gpu_share < 1.0:  # sharing's share of the single-GPU demand, multi added next
+            share = spec.sharing_share / (1.0 - spec.multi_gpu_share)
+            pods = _set_sharing_share(pods, share, rng, copier, singles_only=True)
     if spec.multi_gpu_share is not None:
         pods = _set_multi_share(pods, spec.multi_gpu_share, spec.sharing_share, copier)
     pods = _trim(pods, int(spec.max_demand * nodes.total_gpu_milli), rng)
@@ -160,37 +167,35 @@ def _pool(pods: Sequence[Row], test: Callable[[Row], bool], what: str) -> list[R
     return chosen
 
 
-def _set_sharing_share(pods: list[Row], share: float, rng: np.random.Generator, copier: _Copier) -> list[Row]:
+def _set_sharing_share(
+    pods: list[Row], share: float, rng: np.random.Generator, copier: _Copier, singles_only: bool = False
+) -> list[Row]:
     """Replace random GPU pods of the other kind by resampled ones until sharing demand / GPU
-    demand crosses `share`; the number of GPU pods stays."""
+    demand crosses `share`; the number of GPU pods stays. With `singles_only` (a multi-GPU share is
+    asked too) only single-GPU pods take part and the share is of their demand."""
+
+    def member(row: Row) -> bool:
+        return gpus(row) == 1 if singles_only else gpus(row) > 0
+
+    def other(row: Row) -> bool:
+        return member(row) and not is_sharing(row)
+
     sharing_pool = _pool(pods, is_sharing, "sharing pods") if share > 0 else []
-    other_pool = (
-        _pool(pods, lambda r: gpus(r) > 0 and not is_sharing(r), "whole-GPU pods") if share < 1 else []
-    )
+    other_pool = _pool(pods, other, "whole-GPU pods") if share < 1 else []
     sharing = sum(demand_milli(r) for r in pods if is_sharing(r))
-    total = sum(demand_milli(r) for r in pods)
-    gpu_index = [i for i, r in enumerate(pods) if gpus(r)]
-    order = [gpu_index[i] for i in rng.permutation(len(gpu_index))]
-    if sharing < share * total:  # too little sharing: turn whole-GPU pods into sharing pods
-        for index in order:
-            if sharing >= share * total:
-                break
-            if is_sharing(pods[index]):
-                continue
-            new = copier.draw(sharing_pool)
-            total += demand_milli(new) - demand_milli(pods[index])
-            sharing += demand_milli(new)
-            pods[index] = new
-    else:  # too much: turn sharing pods into whole-GPU pods
-        for index in order:
-            if sharing <= share * total:
-                break
-            if not is_sharing(pods[index]):
-                continue
-            new = copier.draw(other_pool)
-            total += demand_milli(new) - demand_milli(pods[index])
-            sharing -= demand_milli(pods[index])
-            pods[index] = new
+    total = sum(demand_milli(r) for r in pods if member(r))
+    members = [i for i, r in enumerate(pods) if member(r)]
+    growing = sharing < share * total  # too little sharing: turn whole-GPU pods into sharing pods
+    for position in rng.permutation(len(members)):
+        index = members[int(position)]
+        if (sharing >= share * total) if growing else (sharing <= share * total):
+            break
+        if is_sharing(pods[index]) == growing:
+            continue
+        new = copier.draw(sharing_pool if growing else other_pool)
+        total += demand_milli(new) - demand_milli(pods[index])
+        sharing += demand_milli(new) if growing else -demand_milli(pods[index])
+        pods[index] = new
     return pods
 
 
@@ -210,7 +215,11 @@ def _set_multi_share(
     elif not sharing_pool + whole_pool:
         raise InvalidRequest("the source trace has no single-GPU pods to dilute its multi-GPU pods")
     growing = multi < share * total
+    limit = 50 * max(len(pods), 1)  # no share in [0, 1) needs this many copies
     while (multi < share * total) if growing else (multi > share * total):
+        limit -= 1
+        if limit < 0:
+            raise InvalidRequest(f"--multi-gpu-share: cannot reach {share} from this trace")
         if growing:
             new = copier.draw(multi_pool)
         elif sharing_share is None:

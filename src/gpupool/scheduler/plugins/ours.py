@@ -169,9 +169,17 @@ class ReserveState:
             out=np.zeros(len(cluster.models)),
             where=present,
         )
-        column = wanted.sum(axis=0)
-        weights = np.divide(wanted, column[None, :], out=np.zeros_like(wanted), where=column[None, :] > 0)
-        workload = TargetWorkload(tuple(chosen), np.full(len(chosen), 1.0 / len(chosen)))
+        # what a shape can fill depends on its size only (the weights are 0 where it may not run):
+        # merge the shapes that differ in their allowed models alone
+        sizes = sorted({shape[:3] for shape in chosen})
+        merged = np.zeros((len(sizes), len(cluster.models)))
+        for shape, row in zip(chosen, wanted, strict=True):
+            merged[sizes.index(shape[:3])] += row
+        column = merged.sum(axis=0)
+        weights = np.divide(merged, column[None, :], out=np.zeros_like(merged), where=column[None, :] > 0)
+        workload = TargetWorkload(
+            tuple((*size, None, None) for size in sizes), np.full(len(sizes), 1.0 / len(sizes))
+        )
         return cls(np.minimum(1.0, ratio), ResolvedWorkload.of(workload, cluster), weights)
 
     def usable(

@@ -129,3 +129,51 @@ def test_live_fgd_learns_its_workload_online() -> None:
     assert fgd.model.online.arrivals == 4
     workload = fgd.model.online.snapshot()
     assert workload is not None and (0, 300, 1, None, None) in workload.shapes
+
+
+def test_snapshot_cache_matches_a_fresh_snapshot_after_changes() -> None:
+    """The placer's reused cluster equals a freshly built one, row for row and state id for state id."""
+    from gpupool.model import Binding
+    from gpupool.scheduler.cluster import StateInterner
+    from gpupool.scheduler.contract import with_bindings
+    from gpupool.scheduler.live import SnapshotCache, snapshot
+
+    pool = devices(3, 4) + devices(2, 2, model="T4", memory_gib=16)
+    loads = [DeviceLoad(device) for device in pool]
+    interner = StateInterner()
+    cache = SnapshotCache(interner)
+    first, _ = cache.get(loads)
+    first.state_ids()
+    changes = [
+        [Binding("H100-80GB-1-2", "node-1", 40 * GiB, 50)],
+        [Binding("T4-0-1", "node-0", 16 * GiB, 100), Binding("H100-80GB-0-0", "node-0", 8 * GiB, 10)],
+    ]
+    for bindings in changes:
+        loads = with_bindings(loads, bindings)
+        reused, grid = cache.get(loads)
+        assert reused is first  # the same arrays, edited in place
+        fresh, fresh_grid = snapshot(loads, interner)
+        assert grid == fresh_grid
+        for name in ("gpu_free_milli", "gpu_mem_free_bytes", "gpu_total_milli", "model_id"):
+            assert (getattr(reused, name) == getattr(fresh, name)).all(), name
+        assert (reused.state_ids() == fresh.state_ids()).all()
+    cache.get([DeviceLoad(device) for device in pool[:-1]])  # a device left: rebuilt
+    assert cache.get([DeviceLoad(device) for device in pool[:-1]])[0] is not first
+
+
+def test_placer_with_reused_snapshots_places_like_fresh_ones() -> None:
+    from gpupool.scheduler.contract import with_bindings
+
+    pool = devices(4, 4) + devices(3, 2, model="T4", memory_gib=16)
+    specs = [ClaimSpec(compute_percent=c) for c in (30, 60, 25, 80, 45)] + [
+        ClaimSpec(gpus=2),
+        ClaimSpec(gpus=1),
+    ]
+    cached, fresh = make_placer("ours"), make_placer("ours")
+    loads_a = [DeviceLoad(device) for device in pool]
+    for spec in specs * 3:
+        placed = cached.place(spec, loads_a)
+        assert isinstance(fresh, FrameworkPlacer)
+        fresh.snapshots = type(fresh.snapshots)(fresh.interner)  # forget: build from scratch each time
+        assert fresh.place(spec, loads_a) == placed
+        loads_a = with_bindings(loads_a, placed.bindings)

@@ -114,3 +114,65 @@ def test_cached_points_survive_a_re_read_that_moves_no_leftover_by_the_tolerance
     cluster.gpu_free_milli[0, :] = 1000  # the slivers are gone: a 160 is sure to find one again
     scorer.observe(share(160))
     assert scorer.cache_version(cluster) != first
+
+
+# ----------------------------------------------------------------- model constraints (issue 13)
+T4_ONLY = TargetWorkload(((8_000, 1000, 1, ("T4",), None),), np.asarray([1.0]))
+
+
+def test_foreign_idle_off_a_shape_counts_nothing_on_a_model_it_may_not_use() -> None:
+    cluster = ClusterBuilder().node("g2", gpus=8).build()
+    resolved = ResolvedWorkload.of(T4_ONLY, cluster)
+    free, cpu, model = cluster.gpu_free_milli, cluster.cpu_free_milli, cluster.model_id
+    assert resolved.frag(free, cpu, model).tolist() == [8000.0]  # FGD: all idle is its fragment
+    assert resolved.frag(free, cpu, model, no_access=False).tolist() == [0.0]
+    assert resolved.capacity_frag(free, cpu, model).tolist() == [8000.0]
+    assert resolved.capacity_frag(free, cpu, model, no_access=False).tolist() == [0.0]
+
+
+def two_models() -> ClusterBuilder:
+    """A scarce T4 node (2 GPUs, first by name: it wins ties) beside four G2 nodes (32 GPUs)."""
+    builder = ClusterBuilder().node("a-t4", gpus=2, model="T4", cpu=104_000)
+    for index in range(4):
+        builder.node(f"g2-{index}", gpus=8)
+    return builder
+
+
+def test_pressure_is_the_share_of_a_model_constrained_demand_will_want() -> None:
+    from gpupool.scheduler.plugins.ours import ReserveState
+
+    cluster = two_models().build()
+    counts = {(8_000, 1000, 1, None, None): 100.0, (8_000, 1000, 1, ("T4",), None): 1.0}
+    state = ReserveState.of(ResolvedWorkload.of(WORKLOAD, cluster), cluster, counts)
+    assert state is not None
+    t4, g2 = cluster.models.index("T4"), cluster.models.index("G2")
+    # T4 gets 1/101 of the demand and holds 2/34 of the GPUs
+    assert state.pressure[t4] == pytest.approx((1 / 101) / (2 / 34))
+    assert state.pressure[g2] == 0.0
+    counts[(8_000, 1000, 1, ("T4",), None)] = 10.0  # now more than T4 can hold: capped
+    state = ReserveState.of(ResolvedWorkload.of(WORKLOAD, cluster), cluster, counts)
+    assert state is not None and state.pressure[t4] == 1.0
+    unconstrained = {(8_000, 1000, 1, None, None): 1.0}
+    assert ReserveState.of(ResolvedWorkload.of(WORKLOAD, cluster), cluster, unconstrained) is None
+
+
+@pytest.mark.parametrize(("reserve", "expected"), [(1.0, "g2-0"), (0.0, "a-t4")])
+def test_an_unconstrained_claim_leaves_a_pressed_model_to_its_constrained_claims(
+    reserve: float, expected: str
+) -> None:
+    from dataclasses import replace
+
+    from sched_builders import whole
+
+    from gpupool.scheduler.profiles import OURS_PROFILE, build_scheduler
+
+    ref = OURS_PROFILE.scores[0]
+    profile = replace(OURS_PROFILE, scores=(replace(ref, args={**ref.args, "reserve": reserve}),))
+    scheduler = build_scheduler(profile)
+    cluster = two_models().build()
+    for _ in range(10):  # as many T4-only claims arrive as unconstrained ones: T4 is pressed
+        for observer in scheduler.observers:
+            observer.observe(whole(models=("T4",)))
+            observer.observe(whole())
+    decision = scheduler.decide(whole(), cluster)
+    assert cluster.node_names[decision.node] == expected

@@ -149,7 +149,7 @@ app.command(context_settings={"allow_interspersed_args": False})(run.run)
 app.command()(workloads.logs)
 app.command()(workloads.stop)
 app.command("idle-timeout")(workloads.idle_timeout)
-app.command()(sim.sim)
+app.add_typer(sim.app, name="sim")
 app.add_typer(kube.app, name="kube")
 
 

@@ -82,20 +82,30 @@ class ResolvedWorkload:
         return cls(workload, workload.allowed(cluster))
 
     def frag(
-        self, free_milli: NDArray[np.int64], cpu_free_milli: NDArray[np.int64], model_id: NDArray[np.int64]
+        self,
+        free_milli: NDArray[np.int64],
+        cpu_free_milli: NDArray[np.int64],
+        model_id: NDArray[np.int64],
+        no_access: bool = True,
     ) -> NDArray[np.float64]:
-        """F_n(M) in milli-GPU for a batch of node states: free (B, slots), cpu (B,), model (B,)."""
+        """F_n(M) in milli-GPU for a batch of node states: free (B, slots), cpu (B,), model (B,).
+
+        `no_access=False`: a shape that may not run on the node's model counts nothing there
+        (FGD counts all idle GPU as its fragment)."""
         wl = self.workload
         fit = free_milli[:, :, None] >= wl.gpu_milli[None, None, :]  # (B, slots, shapes)
+        allowed = self.allowed[:, model_id].T
         satisfied = (
             (fit.sum(axis=1) >= wl.gpus[None, :])
             & (cpu_free_milli[:, None] >= wl.cpu_milli[None, :])
-            & self.allowed[:, model_id].T
+            & allowed
             & (wl.gpu_milli[None, :] > 0)
         )
         idle = free_milli.sum(axis=1).astype(np.float64)
         small = (free_milli[:, :, None] * ~fit).sum(axis=1).astype(np.float64)
         per_shape = np.where(satisfied, small, idle[:, None])
+        if not no_access:
+            per_shape = np.where(allowed, per_shape, 0.0)
         result: NDArray[np.float64] = per_shape @ wl.probs
         return result
 
@@ -104,12 +114,30 @@ class ResolvedWorkload:
         free_milli: NDArray[np.int64],
         cpu_free_milli: NDArray[np.int64],
         model_id: NDArray[np.int64],
+        no_access: bool = True,
     ) -> NDArray[np.float64]:
         """Expected idle milli-GPU that stays unused if the node were filled with tasks of one shape.
 
         Like F_n(M), but counts how many tasks of shape m fit at once (per-GPU slivers after packing
-        m, and CPU that runs out before the GPUs do), not only whether one more fits.
+        m, and CPU that runs out before the GPUs do), not only whether one more fits. `no_access` as
+        in `frag`.
         """
+        idle = free_milli.sum(axis=1).astype(np.float64)
+        usable = self.usable(free_milli, cpu_free_milli, model_id)
+        per_shape = idle[:, None] - usable
+        if not no_access:
+            per_shape = np.where(self.allowed[:, model_id].T, per_shape, 0.0)
+        result: NDArray[np.float64] = per_shape @ self.workload.probs
+        return result
+
+    def usable(
+        self,
+        free_milli: NDArray[np.int64],
+        cpu_free_milli: NDArray[np.int64],
+        model_id: NDArray[np.int64],
+    ) -> NDArray[np.float64]:
+        """(B, shapes): the milli-GPU of each node state that tasks of each shape can fill at once
+        (per-GPU packing, CPU running out first; 0 where the shape may not run on the model)."""
         wl = self.workload
         milli = np.maximum(wl.gpu_milli, 1)[None, None, :]
         whole = wl.gpu_milli >= 1000
@@ -122,13 +150,11 @@ class ResolvedWorkload:
             cpu_free_milli[:, None] // np.maximum(wl.cpu_milli, 1)[None, :],
             np.iinfo(np.int64).max,
         )
-        usable_tasks = (
-            np.minimum(tasks_gpu, tasks_cpu) * self.allowed[:, model_id].T * (wl.gpu_milli > 0)[None, :]
-        )
+        allowed = self.allowed[:, model_id].T
+        usable_tasks = np.minimum(tasks_gpu, tasks_cpu) * allowed * (wl.gpu_milli > 0)[None, :]
         idle = free_milli.sum(axis=1).astype(np.float64)
         usable = usable_tasks * (wl.gpu_milli * wl.gpus)[None, :]
-        per_shape = idle[:, None] - np.minimum(usable, idle[:, None])
-        result: NDArray[np.float64] = per_shape @ wl.probs
+        result: NDArray[np.float64] = np.minimum(usable, idle[:, None])
         return result
 
     def measure(
@@ -137,18 +163,20 @@ class ResolvedWorkload:
         free_milli: NDArray[np.int64],
         cpu_free_milli: NDArray[np.int64],
         model_id: NDArray[np.int64],
+        no_access: bool = True,
     ) -> NDArray[np.float64]:
-        """`fgd` (F_n(M)), `capacity` or `blendW` (W x capacity + (1 - W) x fgd), in milli-GPU."""
+        """`fgd` (F_n(M)), `capacity` or `blendW` (W x capacity + (1 - W) x fgd), in milli-GPU;
+        `no_access` as in `frag`."""
         if name == "capacity":
-            return self.capacity_frag(free_milli, cpu_free_milli, model_id)
+            return self.capacity_frag(free_milli, cpu_free_milli, model_id, no_access)
         if name.startswith("blend"):
             weight = float(name.removeprefix("blend") or 0.5)
-            capacity = self.capacity_frag(free_milli, cpu_free_milli, model_id)
+            capacity = self.capacity_frag(free_milli, cpu_free_milli, model_id, no_access)
             blended: NDArray[np.float64] = weight * capacity + (1.0 - weight) * self.frag(
-                free_milli, cpu_free_milli, model_id
+                free_milli, cpu_free_milli, model_id, no_access
             )
             return blended
-        return self.frag(free_milli, cpu_free_milli, model_id)
+        return self.frag(free_milli, cpu_free_milli, model_id, no_access)
 
 
 class OnlineWorkload:

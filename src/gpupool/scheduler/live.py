@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from gpupool.model import Binding, ClaimSpec, Device, format_size
 from gpupool.model.vm import DEVICES_LABEL, PASSTHROUGH_LABEL, VGPU_PROFILE_LABEL
@@ -90,6 +91,56 @@ def snapshot(
     return cluster, [[load.device for load in row] for row in rows]
 
 
+class SnapshotCache:
+    """Reuses the cluster built for the same devices: only rows whose free compute or memory changed
+    are rewritten (and re-interned), so a decision over thousands of devices does not rebuild and
+    re-key every node state. Any change in the device list rebuilds from scratch."""
+
+    def __init__(self, interner: StateInterner) -> None:
+        self.interner = interner
+        self._devices: list[Device] | None = None
+        self._cluster: Cluster | None = None
+        self._grid: list[list[Device]] = []
+        self._at: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None
+
+    def get(self, loads: Sequence[DeviceLoad]) -> tuple[Cluster, list[list[Device]]]:
+        devices = [load.device for load in loads]
+        cluster, at = self._cluster, self._at
+        if cluster is None or at is None or not self._same(devices):
+            cluster, self._grid = snapshot(loads, self.interner)
+            self._cluster, self._devices = cluster, devices
+            where = {d.uuid: (r, s) for r, row in enumerate(self._grid) for s, d in enumerate(row)}
+            places = [where[device.uuid] for device in devices]
+            self._at = (
+                np.asarray([r for r, _ in places], dtype=np.intp),
+                np.asarray([s for _, s in places], dtype=np.intp),
+            )
+            return cluster, self._grid
+        milli = np.zeros_like(cluster.gpu_free_milli)
+        memory = np.zeros_like(cluster.gpu_mem_free_bytes)
+        milli[at] = np.maximum(0, [load.free_compute_percent for load in loads]) * MILLI_PER_PERCENT
+        memory[at] = np.maximum(0, np.asarray([load.free_memory_bytes for load in loads], dtype=np.int64))
+        changed = np.flatnonzero(
+            (milli != cluster.gpu_free_milli).any(axis=1) | (memory != cluster.gpu_mem_free_bytes).any(axis=1)
+        )
+        cluster.gpu_free_milli[changed] = milli[changed]
+        cluster.gpu_mem_free_bytes[changed] = memory[changed]
+        for row in changed.tolist():
+            cluster.mark_changed(row)
+        if cluster.utilization is not None:
+            cluster.utilization[at] = [load.utilization_percent for load in loads]
+        # what earlier decisions bound in this snapshot is known only through the loads
+        cluster.kind_counts[:] = 0
+        cluster.occupants.clear()
+        return cluster, self._grid
+
+    def _same(self, devices: list[Device]) -> bool:
+        known = self._devices
+        if known is None or len(known) != len(devices):
+            return False
+        return all(a is b or a == b for a, b in zip(known, devices, strict=True))
+
+
 def request_for(spec: ClaimSpec, cluster: Cluster) -> Request:
     """The claim as a Request with its exact demand on every (row, slot) of this cluster."""
     totals = cluster.gpu_mem_total_bytes
@@ -140,13 +191,14 @@ class FrameworkPlacer:
         self.scheduler: Scheduler = build_scheduler(profile, PluginContext())
         self.scheduler.actions = []  # the Placer contract cannot move bound claims
         self.interner = StateInterner()
+        self.snapshots = SnapshotCache(self.interner)
         self._lock = threading.Lock()
 
     def place(self, spec: ClaimSpec, cluster: Sequence[DeviceLoad], learn: bool = True) -> PlacementResult:
         if not cluster:
             return PlacementResult(reason="no device in the pool")
         with self._lock:
-            snap, devices = snapshot(cluster, self.interner)
+            snap, devices = self.snapshots.get(cluster)
             request = request_for(spec, snap)
             decision, allocation = self.scheduler.schedule(request, snap, learn=learn)
         if allocation is None:

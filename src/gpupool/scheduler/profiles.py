@@ -63,7 +63,8 @@ def _paper(name: str, summary: str, picker: str, **args: Any) -> Profile:
 
 OURS_PROFILE = Profile(
     "ours",
-    "online FGD over blended FGD + capacity fragmentation and crowding-aware leftovers (default)",
+    "online FGD over blended FGD + capacity fragmentation, crowding-aware leftovers and a reserve "
+    "for model-constrained demand (default)",
     (
         PluginRef(
             "ours",
@@ -76,6 +77,8 @@ OURS_PROFILE = Profile(
                 "crowding": 1000,
                 "crowd_every": 256,
                 "crowd_tolerance": 10,
+                "foreign_idle": False,
+                "reserve": 1.0,
                 "resolution": 100,
                 "tiebreak": "none",
             },

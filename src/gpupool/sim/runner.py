@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from gpupool.scheduler.frag import TargetWorkload
+from gpupool.scheduler.profiles import Profile
 from gpupool.sim.engine import RunResult, replay, typical_workload
 from gpupool.sim.trace import NodeTable, PodTable, read_nodes, read_pods
 
@@ -22,7 +23,7 @@ MAX_WORKERS = 2
 class Job:
     nodes: Path
     pods: Path
-    policy: str
+    policy: str | Profile  # a policy name, or a profile built in code (benchmark variants)
     seed: int
 
 

@@ -6,6 +6,8 @@ method (ties go to the lowest node name). Scores are cached per distinct node st
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -81,13 +83,23 @@ class FgdScore:
         before = self.node_measure(resolved, free, cpu, model)
         options, valid = after_placing(request, free)
         batch, count, slots = options.shape
-        after = self.node_measure(
-            resolved,
-            options.reshape(batch * count, slots),
-            np.repeat(cpu - request.cpu_milli, count),
-            np.repeat(model, count),
-        ).reshape(batch, count)
+        after_free = options.reshape(batch * count, slots)
+        after_cpu = np.repeat(cpu - request.cpu_milli, count)
+        after_model = np.repeat(model, count)
+        after = self.node_measure(resolved, after_free, after_cpu, after_model).reshape(batch, count)
+        cost = self.option_cost(request, resolved, (free, cpu, model), (after_free, after_cpu, after_model))
+        after = after + cost
         return np.where(valid, points(before[:, None], after, self.resolution), -np.inf)
+
+    def option_cost(
+        self,
+        request: Request,
+        resolved: ResolvedWorkload,
+        before: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]],
+        after: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]],
+    ) -> NDArray[np.float64] | float:
+        """Milli-GPU added to each option's growth, (node states, options) or a scalar: none in FGD."""
+        return 0.0
 
     def score(
         self, request: Request, cluster: Cluster, nodes: NDArray[np.intp], cycle: CycleState
@@ -111,7 +123,12 @@ class FgdScore:
             result: NDArray[np.float64] = table.max(axis=1)
             return result
 
-        return self.table.lookup(request.shape(), cluster, nodes, self.cache_version(cluster), compute)
+        version = self.cache_version(cluster)
+        return self.table.lookup(self.cache_key(request), cluster, nodes, version, compute)
+
+    def cache_key(self, request: Request) -> Any:
+        """What the cached points of a request are keyed by (with the node state)."""
+        return request.shape()
 
     def cache_version(self, cluster: Cluster) -> int:
         """Changes whenever cached points go stale (here: a new target workload)."""

@@ -13,6 +13,18 @@
   that size expected over the next `crowding` arrivals / the slivers waiting for them, capped at 1);
   a fill by a size with chance q counts only q of it, see `fill_chances`. With a glut of 190-milli
   slivers beside 810-milli tasks and few 160-milli tasks, a fresh 190 or 210 sliver counts as dead;
+* model constraints (`foreign_idle` off): a shape counts nothing on a node whose model it may not
+  use. FGD counts that node's whole idle capacity as the shape's fragment, so filling *any* GPU of
+  a model "reduces fragmentation" for every shape constrained elsewhere, and all claims drift to
+  the models that many constrained shapes cannot use: the scarce ones those shapes' siblings need;
+* *reserve* (`reserve` x cost): per model, the pressure of arrived constrained demand (the share
+  of its GPUs the claims constrained to it will want once arrivals reach the cluster's capacity,
+  capped at 1, see `ReserveState`); a move costs (its model's pressure - the least pressure among
+  the claim's candidate models) x the capacity it takes from the constrained shapes that may run
+  there (what they could fill before minus after, counted like the capacity fragmentation, so a
+  GPU stranded by CPU or a sliver none of them fits costs nothing). The cost is expected displaced
+  constrained demand in milli-GPU, FGD's unit, so its weight is 1. All of it is read from arrived
+  claims and the cluster as it is;
 * points are int(100 * sigmoid(delta / 1000)) as in FGD; ties go to the lowest node name
   (optionally a packing tie-break); inside the node the tightest of the best GPUs is taken.
 
@@ -22,13 +34,14 @@ docs/scheduler.md has the measurements.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from gpupool.scheduler.cluster import Cluster
-from gpupool.scheduler.frag import ResolvedWorkload
+from gpupool.scheduler.frag import ResolvedWorkload, Shape, TargetWorkload
 from gpupool.scheduler.framework import CycleState
 from gpupool.scheduler.plugins.common import (
     MAX_SPEC_CPU_MILLI,
@@ -57,6 +70,8 @@ def options(args: Mapping[str, Any]) -> dict[str, Any]:
         "crowding": float(args.get("crowding", 0.0)),
         "crowd_every": int(args.get("crowd_every", 256)),
         "crowd_tolerance": float(args.get("crowd_tolerance", 0.0)),
+        "foreign_idle": bool(args.get("foreign_idle", True)),
+        "reserve": float(args.get("reserve", 0.0)),
     }
 
 
@@ -111,6 +126,72 @@ def fill_chances(
     return chances
 
 
+@dataclass(frozen=True)
+class ReserveState:
+    """What the arrived model-constrained claims need: per model id, the pressure (min(1, the share
+    of its GPUs their demand will want once arrivals reach the cluster's capacity)), and the
+    constrained shapes with per-model weights (each shape's demand split over its allowed models
+    in proportion to their GPUs, normalised per model)."""
+
+    pressure: NDArray[np.float64]
+    shapes: ResolvedWorkload
+    weights: NDArray[np.float64]  # (shapes, models)
+
+    @classmethod
+    def of(
+        cls, resolved: ResolvedWorkload, cluster: Cluster, counts: Mapping[Shape, float] | None
+    ) -> ReserveState | None:
+        """From every arrived shape (`counts`; rare constrained shapes fall out of the typical
+        ones) or else the typical shapes; None when nothing constrained has arrived."""
+        capacity = np.bincount(
+            cluster.model_id, weights=cluster.gpu_total_milli.sum(axis=1), minlength=len(cluster.models)
+        )
+        present = capacity > 0
+        if counts is None:
+            counts = dict(zip(resolved.workload.shapes, resolved.workload.probs.tolist(), strict=True))
+        total = sum(weight * shape[1] * shape[2] for shape, weight in counts.items())
+        chosen: list[Shape] = []
+        demand: list[NDArray[np.float64]] = []
+        for shape, weight in counts.items():
+            if weight * shape[1] * shape[2] <= 0 or (shape[3] is None and shape[4] is None):
+                continue
+            allowed = cluster.model_mask(Request(models=shape[3], model_pattern=shape[4])) & present
+            if allowed.any() and not allowed[present].all():
+                chosen.append(shape)
+                share = allowed * capacity
+                demand.append(weight * shape[1] * shape[2] * share / share.sum())
+        if not chosen or total <= 0:
+            return None
+        wanted = np.asarray(demand)  # (shapes, models)
+        ratio = np.divide(
+            wanted.sum(axis=0) / total,
+            capacity / capacity.sum(),
+            out=np.zeros(len(cluster.models)),
+            where=present,
+        )
+        # what a shape can fill depends on its size only (the weights are 0 where it may not run):
+        # merge the shapes that differ in their allowed models alone
+        sizes = sorted({shape[:3] for shape in chosen})
+        merged = np.zeros((len(sizes), len(cluster.models)))
+        for shape, row in zip(chosen, wanted, strict=True):
+            merged[sizes.index(shape[:3])] += row
+        column = merged.sum(axis=0)
+        weights = np.divide(merged, column[None, :], out=np.zeros_like(merged), where=column[None, :] > 0)
+        workload = TargetWorkload(
+            tuple((*size, None, None) for size in sizes), np.full(len(sizes), 1.0 / len(sizes))
+        )
+        return cls(np.minimum(1.0, ratio), ResolvedWorkload.of(workload, cluster), weights)
+
+    def usable(
+        self, free: NDArray[np.int64], cpu: NDArray[np.int64], model: NDArray[np.int64]
+    ) -> NDArray[np.float64]:
+        """Per node state: the milli-GPU the constrained shapes allowed on its model could fill
+        (weighted by their demand there)."""
+        per_shape = self.shapes.usable(free, cpu, model)  # (B, shapes)
+        result: NDArray[np.float64] = (per_shape * self.weights[:, model].T).sum(axis=1)
+        return result
+
+
 class OursScore(FgdScore):
     """FGD points first; among nodes with equal points, the `tiebreak` preference (scaled into [0, 1))."""
 
@@ -127,8 +208,15 @@ class OursScore(FgdScore):
         crowding: float = 0.0,
         crowd_every: int = 256,
         crowd_tolerance: float = 0.0,
+        foreign_idle: bool = True,
+        reserve: float = 0.0,
     ) -> None:
         super().__init__(model)
+        self.foreign_idle = foreign_idle
+        self.reserve = reserve
+        self._reserve_cache: tuple[ResolvedWorkload, ReserveState | None] | None = None
+        self._reserve: ReserveState | None = None  # of the decision being scored
+        self._floor: float | None = None  # the least pressure among its candidates' models
         self.tiebreak = tiebreak
         self.resolution = resolution
         self.tight_gpu = tight_gpu
@@ -150,7 +238,7 @@ class OursScore(FgdScore):
         model: NDArray[np.int64],
     ) -> NDArray[np.float64]:
         """The blended fragmentation plus `leftover` x the unfillable milli of each GPU (milli-GPU)."""
-        value = super().node_measure(resolved, free, cpu, model)
+        value = resolved.measure(self.measure, free, cpu, model, no_access=self.foreign_idle)
         if not self.leftover:
             return value
         if self._waste is None or self._waste[0] is not resolved:
@@ -159,6 +247,52 @@ class OursScore(FgdScore):
         waste = self._waste[1][np.clip(free, 0, MILLI_PER_GPU)].sum(axis=1)
         result: NDArray[np.float64] = value + self.leftover * waste
         return result
+
+    def reserve_state(self, resolved: ResolvedWorkload, cluster: Cluster) -> ReserveState | None:
+        """The reserve view of the arrived constraint mix, rebuilt with the target workload."""
+        if self._reserve_cache is None or self._reserve_cache[0] is not resolved:
+            online = self.model.online
+            counts = online.counts if online is not None and online.counts else None
+            self._reserve_cache = (resolved, ReserveState.of(resolved, cluster, counts))
+        return self._reserve_cache[1]
+
+    def option_cost(
+        self,
+        request: Request,
+        resolved: ResolvedWorkload,
+        before: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]],
+        after: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]],
+    ) -> NDArray[np.float64] | float:
+        """`reserve` x (the model's pressure above the floor) x the capacity the move takes from
+        constrained shapes that may run there (what they could still fill, before minus after)."""
+        state = self._reserve
+        if not self.reserve or state is None or self._floor is None:
+            return 0.0
+        model = before[2]
+        excess = np.maximum(0.0, state.pressure[model] - self._floor)
+        if not excess.any():
+            return 0.0
+        taken = state.usable(*before)[:, None] - state.usable(*after).reshape(model.size, -1)
+        cost: NDArray[np.float64] = self.reserve * excess[:, None] * np.maximum(0.0, taken)
+        return cost
+
+    def cache_key(self, request: Request) -> Any:
+        """Points depend on the reserve floor too (the least pressed model among the candidates)."""
+        return (request.shape(), self._floor)
+
+    def _points(self, request: Request, cluster: Cluster, nodes: NDArray[np.intp]) -> NDArray[np.float64]:
+        resolved = self.model.resolved(cluster)
+        self._reserve, self._floor = None, None
+        if self.reserve and resolved is not None and request.total_gpu_milli and nodes.size:
+            self._reserve = self.reserve_state(resolved, cluster)
+            if self._reserve is not None:
+                self._floor = float(self._reserve.pressure[cluster.model_id[nodes]].min())
+        return super()._points(request, cluster, nodes)
+
+    def pick(self, request: Request, cluster: Cluster, node: int, cycle: CycleState) -> tuple[int, ...]:
+        """Inside one node every GPU is of the same model: the reserve cost only counts between nodes."""
+        self._reserve, self._floor = None, None
+        return super().pick(request, cluster, node, cycle)
 
     def observe(self, request: Request) -> None:
         super().observe(request)

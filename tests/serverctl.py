@@ -29,6 +29,7 @@ class ServerProcess:
     db: str | None = None
     port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
+    python: str = sys.executable  # another checkout's interpreter serves that checkout (benchmarks)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -45,7 +46,7 @@ class ServerProcess:
     def start(self, timeout_s: float = 30.0) -> ServerProcess:
         db = self.db or str(self.home / "pool.db")
         args = [
-            sys.executable,
+            self.python,
             "-m",
             "gpupool",
             "serve",

@@ -30,14 +30,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from serverctl import ADMIN_TOKEN, ServerProcess  # noqa: E402
+from serverctl import ADMIN_TOKEN, ServerProcess
 
 CLIENT_COUNTS = (1, 10, 50)
 POOL_NODES = (2, 100, 500, 1000)
@@ -66,10 +66,8 @@ class Connection:
     async def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-            try:
+            with suppress(OSError):
                 await self.writer.wait_closed()
-            except OSError:
-                pass
 
     async def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
         assert self.reader is not None and self.writer is not None
@@ -218,7 +216,7 @@ def throughput(impls: dict[str, str], seconds: float) -> dict[str, Any]:
             context = served(python, "2x8xH100-80GB")
             servers[name] = context.__enter__()
             contexts.append(context)
-        for name, server in servers.items():  # warm up both before any measurement
+        for server in servers.values():  # warm up both before any measurement
             asyncio.run(closed_loop(server.port, 4, 1.0, _claim_release))
             asyncio.run(closed_loop(server.port, 4, 0.5, _healthz))
         for clients in CLIENT_COUNTS:
@@ -277,7 +275,8 @@ def report(throughputs: dict[str, Any], pools: dict[str, Any]) -> str:
     lines = []
     if throughputs:
         lines += [
-            "| server | clients | healthz req/s (p50 / p99 ms) | claim+release round trips/s (p50 / p99 ms) |",
+            "| server | clients | healthz req/s (p50 / p99 ms) "
+            "| claim+release round trips/s (p50 / p99 ms) |",
             "|---|---|---|---|",
         ]
         for name, result in throughputs.items():
@@ -313,9 +312,7 @@ def report(throughputs: dict[str, Any], pools: dict[str, Any]) -> str:
         for name, rows in pools.items():
             smallest, largest = min(rows), max(rows)
             flat = rows[largest]["claim_release"]["p50_ms"] / rows[smallest]["claim_release"]["p50_ms"]
-            lines.append(
-                f"- **{name}**: claim+release p50 on {largest}x8 / on {smallest}x8 = **{flat:.2f}**"
-            )
+            lines.append(f"- **{name}**: claim+release p50 on {largest}x8 / on {smallest}x8 = **{flat:.2f}**")
     return "\n".join(lines)
 
 
@@ -324,7 +321,9 @@ def _size(kib: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each closed-loop run")
     parser.add_argument("--baseline-python", help="interpreter of a baseline checkout, measured too")
     parser.add_argument("--baseline-name", default="before", help="its name in the report")

@@ -1,9 +1,11 @@
 """The pool service: accept claim -> store -> place -> bind (all or nothing); release; recovery.
 
-Every state change goes through the store, which commits it before the service returns. The
-scheduling pass is serialised in-process by a lock; across processes the store's guarded bind
-transaction keeps the no-over-commit invariant, and a lost race just leaves the claim pending
-for the next pass.
+Every state change goes through the store, which commits it before the service returns. Decisions
+are made on the pool's `LiveCluster` (the scheduler's cache, kept current by the store's commits)
+under a lock that covers only the decision: a placement is *assumed* there while its transaction
+commits, so the next decision never takes the same room and many claims commit together. Across
+processes the store's guarded bind transaction keeps the no-over-commit invariant, and a lost race
+just leaves the claim pending for the next pass.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,9 +23,10 @@ from gpupool.model import Binding, Claim, ClaimSpec, ClaimState, Device, DeviceT
 from gpupool.pool import preemption, quota
 from gpupool.pool.fairshare import fair_order
 from gpupool.pool.observer import NullObserver, PoolObserver
-from gpupool.scheduler import DeviceLoad, Placer, with_bindings
+from gpupool.scheduler import LiveCluster, Placer
 from gpupool.store import Store
 from gpupool.store.runtime import RuntimeRecords
+from gpupool.store.state import Changes
 
 log = logging.getLogger("gpupool.pool")
 
@@ -59,6 +63,13 @@ class PoolService:
         self._devices: list[Device] = []
         self._schedule_lock = threading.Lock()
         self.observer: PoolObserver = NullObserver()  # metrics plug in here (api layer)
+        self._live: LiveCluster | None = None
+        # Devices whose committed totals changed since the live cluster last looked (None: all),
+        # noted by the store's writer thread; and placements whose commit is over, to forget.
+        self._changed: set[str] | None = None
+        self._changed_lock = threading.Lock()
+        self._settled: deque[tuple[LiveCluster, tuple[Binding, ...]]] = deque()
+        store.subscribe(self._note_commit)
 
     # --------------------------------------------------------------- lifecycle
     def start(self) -> list[Claim]:
@@ -74,8 +85,11 @@ class PoolService:
     def refresh_devices(self) -> list[Claim]:
         """Re-read the inventory (nodes may have joined or left since); flag bindings on vanished
         devices as missing and return their claims."""
-        self._devices = sorted(self.backend.devices(), key=lambda d: (d.node, d.index))
-        vanished = self.store.sync_devices(self._devices)
+        devices = sorted(self.backend.devices(), key=lambda d: (d.node, d.index))
+        vanished = self.store.sync_devices(devices)
+        with self._schedule_lock:
+            self._devices = devices
+            self._live = None  # rebuilt for the new inventory at the next decision
         affected = self.store.mark_missing_bindings([d.uuid for d in vanished])
         for claim in affected:
             log.warning("claim %s is bound to a device that is gone; marked missing", claim.id)
@@ -106,26 +120,29 @@ class PoolService:
         With `lease_ttl_s` the claim's lease is taken in that transaction too (see `Store.add_claim`).
         """
         with self._schedule_lock:
+            live = self._current()
             ahead = self.store.count_pending(min_priority=spec.priority)
             started = time.perf_counter()
-            result = self.placer.place(spec, self._loads())
+            result = self.placer.place(spec, live)
             self.observer.on_decision(time.perf_counter() - started, result.ok)
             verdict = quota.admit(self.store, self._devices, tenant.name, spec)
             # While victims drain, room may be promised to a waiting claim: let the pass decide.
-            draining = bool(self.store.preempting_claims()) if result.ok else False
-            if result.ok and ahead == 0 and verdict.allowed and not draining:
-                try:
-                    bindings = result.bindings
-                    claim = self.store.add_claim(
-                        tenant.name, spec, "", tenant.name, placement=bindings, lease_ttl_s=lease_ttl_s
-                    )
-                except CapacityError:
-                    pass  # another process took the room meanwhile: queue it like any other
-                else:
-                    return claim
-            reason = result.reason if not result.ok else f"queued behind {ahead} earlier claim(s)"
-            reason = verdict.reason or reason  # a quota holding the claim back says so first
-            claim = self.store.add_claim(tenant.name, spec, reason, tenant.name, lease_ttl_s=lease_ttl_s)
+            draining = bool(self.store.view().preempting) if result.ok else False
+            bind_now = result.ok and ahead == 0 and verdict.allowed and not draining
+            if bind_now:
+                live.assume(result.bindings)
+        if bind_now:
+            try:
+                return self.store.add_claim(
+                    tenant.name, spec, "", tenant.name, placement=result.bindings, lease_ttl_s=lease_ttl_s
+                )
+            except CapacityError:
+                pass  # another process took the room meanwhile: queue it like any other
+            finally:
+                self._settled.append((live, result.bindings))  # committed or refused: not assumed now
+        reason = result.reason if not result.ok else f"queued behind {ahead} earlier claim(s)"
+        reason = verdict.reason or reason  # a quota holding the claim back says so first
+        claim = self.store.add_claim(tenant.name, spec, reason, tenant.name, lease_ttl_s=lease_ttl_s)
         self.schedule()
         return self.store.get_claim(claim.id)  # bound now, or with the pass's reason (may preempt)
 
@@ -178,14 +195,17 @@ class PoolService:
         fit waits for claims already draining, or marks new victims; either way the room it will
         take is reserved for the rest of the pass, and it goes first once its victims are gone.
         """
+        state = self.store.view()
+        if not state.pending and not state.preempting:
+            return 0  # nothing waits and nothing drains: the common case after a release
         with self._schedule_lock:
             now = time.time()
             self.end_overdue_preemptions(now)
             pending = self.store.pending_claims()
             if not pending:
                 return 0
-            loads = self._loads()
-            drain = preemption.Drain.start(loads, self.store.preempting_claims())
+            live = self._current()
+            drain = preemption.Drain.start(live, self.store.preempting_claims())
             gate = quota.QuotaGate.load(self.store, self._devices)
             pending = fair_order(pending, gate, self._devices)
             # Claims that made others stop go first, so the room they freed is theirs.
@@ -198,7 +218,7 @@ class PoolService:
                     continue
                 started = time.perf_counter()
                 # Not an arrival: the claim was counted when it came (online policies learn once).
-                result = self.placer.place(claim.spec, drain.guarded(loads), learn=False)
+                result = self.placer.place(claim.spec, drain.guarded(live), learn=False)
                 self.observer.on_decision(time.perf_counter() - started, result.ok)
                 if not result.ok and verdict.in_guarantee:
                     placement = self._wait_for_room(claim, drain, gate, now)
@@ -210,17 +230,19 @@ class PoolService:
                 if not result.ok:
                     self.store.set_pending_reason(claim.id, result.reason)
                     continue
+                live.assume(result.bindings)
                 try:
                     self.store.bind_claim(claim.id, result.bindings)
                 except (CapacityError, Conflict) as exc:
-                    # Another process changed the pool under us: re-read and let the next pass retry.
+                    # Another process changed the pool under us: let the next pass retry.
                     log.info("bind of %s lost a race: %s", claim.id, exc)
                     self.observer.on_bind_failure(type(exc).__name__.lower())
-                    loads = self._loads()
                     continue
+                finally:
+                    live.forget(result.bindings)  # committed (the commit now counts it) or refused
+                    live = self._current()
                 bound += 1
                 gate.note_bound(claim.tenant, result.bindings)
-                loads = with_bindings(loads, result.bindings)
                 drain.bound(result.bindings)
             return bound
 
@@ -232,9 +254,7 @@ class PoolService:
         result = self.placer.place(claim.spec, drain.future, learn=False)
         if not result.ok:
             deadline = now + self.preempt_grace_s
-            if not preemption.make_room(
-                self.store, self.placer, claim, drain, gate, self.observer, deadline
-            ):
+            if not preemption.make_room(self.store, self.placer, claim, drain, gate, self.observer, deadline):
                 return None
             result = self.placer.place(claim.spec, drain.future, learn=False)
         return result.bindings if result.ok else None
@@ -273,25 +293,45 @@ class PoolService:
             )
         return ended
 
-    def _loads(self) -> list[DeviceLoad]:
-        allocations = self.store.device_allocations()
-        return [
-            DeviceLoad(
-                device=device,
-                allocated_memory_bytes=allocations.get(device.uuid, (0, 0))[0],
-                allocated_compute_percent=allocations.get(device.uuid, (0, 0))[1],
+    # ------------------------------------------------------------ live cluster
+    def _note_commit(self, changes: Changes | None) -> None:
+        """Store listener (writer thread): which devices' committed totals changed."""
+        with self._changed_lock:
+            if changes is None:
+                self._changed = None
+            elif self._changed is not None:
+                self._changed.update(changes.allocations)
+
+    def _current(self) -> LiveCluster:
+        """The live cluster, brought up to date with every commit so far (caller holds the lock)."""
+        state = self.store.view()
+        with self._changed_lock:
+            changed, self._changed = self._changed, set()
+        if self._live is None:
+            interner = getattr(self.placer, "interner", None)
+            self._live = LiveCluster(
+                self._devices, lambda uuid: state.allocations.get(uuid, (0, 0)), interner
             )
-            for device in self._devices
-        ]
+            changed = set()
+        live = self._live
+        while self._settled:
+            assumed_on, bindings = self._settled.popleft()
+            if assumed_on is live:  # a rebuilt cluster never counted it
+                live.forget(bindings)
+        live.refresh(changed)
+        return live
 
     # ----------------------------------------------------------------- devices
     def device_views(self) -> list[DeviceView]:
-        allocations = self.store.device_allocations()
+        state = self.store.view()
+        with state.lock:  # totals and bindings of the same commit
+            allocations = dict(state.allocations)
+            bound = [c for c in state.claims.values() if c.state == ClaimState.BOUND]
         # Simulated devices make their utilization follow what is bound; real ones ignore this.
         self.backend.note_allocations(allocations)
         telemetry = {t.uuid: t for t in self.backend.telemetry()}
         claims_on: dict[str, list[str]] = {}
-        for claim in self.store.list_claims(states=[ClaimState.BOUND], limit=100_000):
+        for claim in reversed(bound):  # newest first, as the store lists them
             for binding in claim.bindings:
                 claims_on.setdefault(binding.device_uuid, []).append(claim.id)
         return [

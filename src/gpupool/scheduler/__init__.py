@@ -10,7 +10,7 @@ from gpupool.scheduler.cluster import Allocation, Cluster
 from gpupool.scheduler.contract import DeviceLoad, PlacementResult, Placer, with_bindings
 from gpupool.scheduler.firstfit import FirstFitPlacer
 from gpupool.scheduler.framework import Decision, PluginContext, Scheduler
-from gpupool.scheduler.live import FrameworkPlacer
+from gpupool.scheduler.live import FrameworkPlacer, LiveCluster
 from gpupool.scheduler.profiles import ALIASES, DEFAULT_POLICY, PROFILES, Profile, build_scheduler
 from gpupool.scheduler.request import Request
 from gpupool.scheduler.status import Code, Status
@@ -42,6 +42,7 @@ __all__ = [
     "Decision",
     "DeviceLoad",
     "FrameworkPlacer",
+    "LiveCluster",
     "PlacementResult",
     "Placer",
     "PluginContext",

@@ -2,13 +2,18 @@
 
 Live devices have memory (bytes) and compute (percent); compute maps to milli-GPU (percent x 10)
 and memory is a per-GPU dimension. Nodes that mix GPU models are split into one row per model.
+
+The pool keeps one `LiveCluster`: the snapshot built once and then changed device by device as
+claims bind and end, so that a placement costs what the simulator's does, not a rebuild of the
+whole pool (which grew with the pool: 8,000 devices made every claim pay for 8,000 rows).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import overload
 
 import numpy as np
 
@@ -120,6 +125,95 @@ def _describe(spec: ClaimSpec) -> str:
     return " and ".join(parts)
 
 
+class LiveCluster(Sequence[DeviceLoad]):
+    """The pool's devices as a reusable `Cluster`, current with what is bound plus what is assumed.
+
+    `allocated(uuid)` gives a device's committed (memory bytes, compute percent); `assume` adds a
+    placement that is being committed (kube-scheduler's assume: the next decision must not take
+    the same room) and `forget` takes it away once its commit is done or refused. `refresh` rereads
+    the given devices (or all). Not thread-safe: the pool calls it under its scheduling lock.
+
+    It is also a `Sequence[DeviceLoad]`, materialised on demand, for placers and what-ifs that
+    work on load lists.
+    """
+
+    def __init__(
+        self,
+        devices: Sequence[Device],
+        allocated: Callable[[str], tuple[int, int]],
+        interner: StateInterner | None = None,
+    ) -> None:
+        self.devices = list(devices)
+        self.allocated = allocated
+        self.cluster, self.slots = snapshot([DeviceLoad(device=d) for d in self.devices], interner)
+        self._where = {
+            device.uuid: (r, s) for r, row in enumerate(self.slots) for s, device in enumerate(row)
+        }
+        self._by_uuid = {device.uuid: device for device in self.devices}
+        self._assumed: dict[str, tuple[int, int]] = {}
+        self._loads: list[DeviceLoad] | None = None
+        self.refresh()
+
+    def refresh(self, uuids: Iterable[str] | None = None) -> None:
+        """Reread the committed totals of these devices (all when None)."""
+        for uuid in self._by_uuid if uuids is None else uuids:
+            self._update(uuid)
+
+    def assume(self, bindings: Iterable[Binding], sign: int = 1) -> None:
+        """Count a placement being committed (`sign=-1`: stop counting it)."""
+        for binding in bindings:
+            memory, compute = self._assumed.get(binding.device_uuid, (0, 0))
+            memory += sign * binding.memory_bytes
+            compute += sign * binding.compute_percent
+            if memory or compute:
+                self._assumed[binding.device_uuid] = (memory, compute)
+            else:
+                self._assumed.pop(binding.device_uuid, None)
+            self._update(binding.device_uuid)
+
+    def forget(self, bindings: Iterable[Binding]) -> None:
+        self.assume(bindings, sign=-1)
+
+    def _update(self, uuid: str) -> None:
+        where = self._where.get(uuid)
+        if where is None:
+            return
+        memory, compute = self.allocated(uuid)
+        extra_memory, extra_compute = self._assumed.get(uuid, (0, 0))
+        row, slot = where
+        total = self.cluster.gpu_mem_total_bytes[row, slot]
+        self.cluster.gpu_mem_free_bytes[row, slot] = max(0, total - memory - extra_memory)
+        self.cluster.gpu_free_milli[row, slot] = max(0, 100 - compute - extra_compute) * MILLI_PER_PERCENT
+        self.cluster.mark_changed(row)
+        self._loads = None
+
+    # Sequence[DeviceLoad]
+    def _materialised(self) -> list[DeviceLoad]:
+        if self._loads is None:
+            loads = []
+            for device in self.devices:
+                memory, compute = self.allocated(device.uuid)
+                extra_memory, extra_compute = self._assumed.get(device.uuid, (0, 0))
+                loads.append(DeviceLoad(device, memory + extra_memory, compute + extra_compute))
+            self._loads = loads
+        return self._loads
+
+    def __len__(self) -> int:
+        return len(self.devices)
+
+    @overload
+    def __getitem__(self, index: int) -> DeviceLoad: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[DeviceLoad]: ...
+
+    def __getitem__(self, index: int | slice) -> DeviceLoad | Sequence[DeviceLoad]:
+        return self._materialised()[index]
+
+    def __iter__(self) -> Iterator[DeviceLoad]:
+        return iter(self._materialised())
+
+
 class FrameworkPlacer:
     """A `Placer` for the pool: one profile's scheduler, with state (online workload) kept across calls."""
 
@@ -135,9 +229,15 @@ class FrameworkPlacer:
         if not cluster:
             return PlacementResult(reason="no device in the pool")
         with self._lock:
-            snap, devices = snapshot(cluster, self.interner)
+            live = isinstance(cluster, LiveCluster)
+            if isinstance(cluster, LiveCluster):
+                snap, devices = cluster.cluster, cluster.slots
+            else:
+                snap, devices = snapshot(cluster, self.interner)
             request = request_for(spec, snap)
             decision, allocation = self.scheduler.schedule(request, snap, learn=learn)
+            if live and allocation is not None:
+                snap.release(allocation)  # the pool decides whether (and when) it is taken
         if allocation is None:
             return PlacementResult(reason=decision.status.reason)
         bindings = []

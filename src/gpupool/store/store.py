@@ -3,28 +3,52 @@
 The no-over-commit invariant (per device: bound memory <= total, bound compute <= 100) is enforced
 inside the bind transaction by guarded UPDATEs of the device's running totals, so it holds with
 several API processes writing at once and after any crash.
+
+Writes go through one writer thread that commits the transactions of concurrent callers together
+(`gpupool.store.commit`); reads of the active part of the pool (pending and bound claims, device
+totals, quotas) are served from the committed state kept in memory (`gpupool.store.state`), and
+only history (ended claims, events) and tenants are read from the database.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from gpupool.errors import CapacityError, Conflict, NotFound, StoreUnavailable
 from gpupool.model import Binding, Claim, ClaimSpec, ClaimState, Device, Event, Tenant
+from gpupool.model.quota import Quota
 from gpupool.store import migrate, schema
+from gpupool.store.commit import PLAIN, READ_GENERATION, STATE, GroupCommit, Listener, Tx
 from gpupool.store.engine import make_engine
+from gpupool.store.state import PoolState
+from gpupool.store.statements import (
+    ACTIVE_STATES,
+    BIND_CLAIM,
+    CHARGE_DEVICE,
+    END_BINDINGS,
+    END_CLAIM,
+    FREE_DEVICE,
+    INSERT_BINDINGS,
+    INSERT_CLAIM,
+    INSERT_EVENTS,
+    INSERT_LEASE,
+    MARK_PREEMPTING,
+    SELECT_BINDINGS,
+    SELECT_CLAIM,
+    SET_PENDING_REASON,
+)
 
-ACTIVE_STATES = (ClaimState.PENDING.value, ClaimState.BOUND.value)
+_claims, _bindings, _devices, _events = schema.claims, schema.bindings, schema.devices, schema.events
 
 
 def new_claim_id() -> str:
@@ -39,31 +63,87 @@ class Store:
         except (OSError, SQLAlchemyError) as exc:
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise StoreUnavailable(f"db: cannot open {_shown(path_or_url)}: {reason}") from exc
-        # One writer at a time inside this process: SQLite would otherwise resolve contention with
-        # its sleeping busy handler (tens of ms per collision). Other processes are kept honest by
-        # the database's own locks and the guarded UPDATEs.
-        self._write_lock = threading.Lock()
+        self.state = PoolState()
+        self._writer = GroupCommit(self.engine, self.state, self._load_state)
+        self._writer.refresh_if_stale(force=True)  # the first load
+
+    # ------------------------------------------------------------- plumbing
+    def write(self, unit: Any, kind: str = STATE) -> Any:
+        """Run `unit(tx)` in the writer's next transaction; its result once committed.
+
+        A unit records what it changed of the pool state in `tx.changes`; `kind` is PLAIN for one
+        that writes only other records."""
+        return self._writer.run(unit, kind)
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """A write transaction, committed when the block ends and rolled back on any exception."""
-        with self._write_lock, self.engine.connect() as conn:
-            conn.execution_options(gpupool_write=True)
-            with conn.begin():
-                yield conn
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction of records the pool state does not hold (leases, workloads, tenants),
+        committed when the block ends and rolled back on any exception."""
+        with self._writer.exclusive() as conn:
+            yield conn
+
+    _write = transaction  # the older name, for code written against it
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener(changes)` after every commit that changed pool state (`None`: reloaded
+        whole). It runs in the writer thread: it must be quick and must not wait for a lock that
+        a caller of the store may hold."""
+        self._writer.listeners.append(listener)
+
+    def view(self) -> PoolState:
+        """The committed pool state, current with the database: in a process that has seen another
+        write to the same database, one small read checks that it still is."""
+        if self._writer.shared:
+            self._writer.refresh_if_stale()
+        return self.state
+
+    def refresh(self) -> bool:
+        """Reload the pool state if another process changed the database; True if it did."""
+        return self._writer.refresh_if_stale(force=True)
 
     def close(self) -> None:
+        self._writer.close()
         self.engine.dispose()
+
+    def _load_state(self, conn: Connection) -> PoolState:
+        """The active part of the database as a `PoolState` (in the caller's transaction)."""
+        generation = conn.execute(READ_GENERATION).scalar_one_or_none()
+        rows = conn.execute(
+            select(_claims).where(_claims.c.state.in_(ACTIVE_STATES)).order_by(_claims.c.seq)
+        ).all()
+        binding_rows = conn.execute(
+            select(_bindings)
+            .join(_claims, _claims.c.id == _bindings.c.claim_id)
+            .where(_claims.c.state.in_(ACTIVE_STATES))
+            .order_by(_bindings.c.id)
+        ).all()
+        by_claim: dict[str, list[Binding]] = {}
+        for b in binding_rows:
+            by_claim.setdefault(b.claim_id, []).append(_binding_from_row(b))
+        allocations = {
+            row.uuid: (int(row.allocated_memory_bytes), int(row.allocated_compute_percent))
+            for row in conn.execute(
+                select(
+                    _devices.c.uuid, _devices.c.allocated_memory_bytes, _devices.c.allocated_compute_percent
+                ).where(_devices.c.present.is_(True))
+            )
+        }
+        quotas = {row.tenant: _quota_from_row(row) for row in conn.execute(select(schema.quotas))}
+        claims = [_claim_from_row(row, by_claim.get(row.id, [])) for row in rows]
+        return PoolState.of(int(generation or 0), claims, allocations, quotas)
 
     # ----------------------------------------------------------------- devices
     def sync_devices(self, found: Sequence[Device], now: float | None = None) -> list[Device]:
         """Record the devices seen now; return the known devices that are no longer there."""
         now = time.time() if now is None else now
         found_by_uuid = {device.uuid: device for device in found}
-        with self._write() as conn:
-            known = {row.uuid: row for row in conn.execute(select(schema.devices))}
-            for device in found:
-                values = {
+
+        def unit(tx: Tx) -> list[Device]:
+            conn = tx.conn
+            known = {row.uuid: row for row in conn.execute(select(_devices))}
+            seen = [
+                {
+                    "d_uuid": device.uuid,
                     "node": device.node,
                     "device_index": device.index,
                     "model": device.model,
@@ -72,55 +152,68 @@ class Store:
                     "present": True,
                     "last_seen": now,
                 }
-                if device.uuid in known:
-                    conn.execute(update(schema.devices).where(schema.devices.c.uuid == device.uuid), values)
-                else:
-                    conn.execute(
-                        insert(schema.devices),
-                        {
-                            **values,
-                            "uuid": device.uuid,
-                            "allocated_memory_bytes": 0,
-                            "allocated_compute_percent": 0,
-                        },
-                    )
-            vanished = [row for uuid, row in known.items() if uuid not in found_by_uuid and row.present]
-            for row in vanished:
+                for device in found
+            ]
+            changed = [values for values in seen if values["d_uuid"] in known]
+            if changed:
                 conn.execute(
-                    update(schema.devices).where(schema.devices.c.uuid == row.uuid).values(present=False)
+                    update(_devices).where(_devices.c.uuid == bindparam("d_uuid")),
+                    changed,
+                )
+            added = [
+                {**{k: v for k, v in values.items() if k != "d_uuid"}, "uuid": values["d_uuid"]}
+                for values in seen
+                if values["d_uuid"] not in known
+            ]
+            if added:
+                conn.execute(
+                    insert(_devices),
+                    [
+                        {**values, "allocated_memory_bytes": 0, "allocated_compute_percent": 0}
+                        for values in added
+                    ],
+                )
+            vanished = [row for uuid, row in known.items() if uuid not in found_by_uuid and row.present]
+            if vanished:
+                conn.execute(
+                    update(_devices).where(_devices.c.uuid == bindparam("d_uuid")).values(present=False),
+                    [{"d_uuid": row.uuid} for row in vanished],
                 )
             self._recount_allocations(conn)
-        return [_device_from_row(row) for row in vanished]
+            tx.changes.reload = True
+            return [_device_from_row(row) for row in vanished]
+
+        result: list[Device] = self.write(unit)
+        return result
 
     def device_allocations(self) -> dict[str, tuple[int, int]]:
         """Bound (memory bytes, compute percent) per present device UUID."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    schema.devices.c.uuid,
-                    schema.devices.c.allocated_memory_bytes,
-                    schema.devices.c.allocated_compute_percent,
-                ).where(schema.devices.c.present.is_(True))
-            )
-            return {row.uuid: (int(row[1]), int(row[2])) for row in rows}
+        return dict(self.view().allocations)
 
     def _recount_allocations(self, conn: Connection) -> None:
         """Recompute running totals from active bindings (start-up repair; cheap, exact)."""
         totals = conn.execute(
             select(
-                schema.bindings.c.device_uuid,
-                func.sum(schema.bindings.c.memory_bytes),
-                func.sum(schema.bindings.c.compute_percent),
+                _bindings.c.device_uuid,
+                func.sum(_bindings.c.memory_bytes),
+                func.sum(_bindings.c.compute_percent),
             )
-            .where(schema.bindings.c.active.is_(True))
-            .group_by(schema.bindings.c.device_uuid)
+            .where(_bindings.c.active.is_(True))
+            .group_by(_bindings.c.device_uuid)
         ).all()
-        conn.execute(update(schema.devices).values(allocated_memory_bytes=0, allocated_compute_percent=0))
-        for uuid, memory, compute in totals:
+        conn.execute(update(_devices).values(allocated_memory_bytes=0, allocated_compute_percent=0))
+        if totals:
             conn.execute(
-                update(schema.devices)
-                .where(schema.devices.c.uuid == uuid)
-                .values(allocated_memory_bytes=int(memory or 0), allocated_compute_percent=int(compute or 0))
+                update(_devices)
+                .where(_devices.c.uuid == bindparam("d_uuid"))
+                .values(
+                    allocated_memory_bytes=bindparam("d_memory"),
+                    allocated_compute_percent=bindparam("d_compute"),
+                ),
+                [
+                    {"d_uuid": uuid, "d_memory": int(memory or 0), "d_compute": int(compute or 0)}
+                    for uuid, memory, compute in totals
+                ],
             )
 
     def mark_missing_bindings(self, vanished_uuids: Iterable[str], actor: str = "pool") -> list[Claim]:
@@ -128,25 +221,32 @@ class Store:
         uuids = list(vanished_uuids)
         if not uuids:
             return []
-        with self._write() as conn:
+
+        def unit(tx: Tx) -> list[str]:
+            conn = tx.conn
             rows = conn.execute(
-                select(schema.bindings.c.claim_id, schema.bindings.c.device_uuid).where(
-                    and_(schema.bindings.c.device_uuid.in_(uuids), schema.bindings.c.active.is_(True))
+                select(_bindings.c.claim_id, _bindings.c.device_uuid).where(
+                    and_(_bindings.c.device_uuid.in_(uuids), _bindings.c.active.is_(True))
                 )
             ).all()
             claim_ids = sorted({row.claim_id for row in rows})
             conn.execute(
-                update(schema.bindings)
-                .where(and_(schema.bindings.c.device_uuid.in_(uuids), schema.bindings.c.active.is_(True)))
+                update(_bindings)
+                .where(and_(_bindings.c.device_uuid.in_(uuids), _bindings.c.active.is_(True)))
                 .values(missing=True)
             )
+            events = []
             for claim_id in claim_ids:
                 devices = sorted(row.device_uuid for row in rows if row.claim_id == claim_id)
-                tenant = conn.execute(
-                    select(schema.claims.c.tenant).where(schema.claims.c.id == claim_id)
-                ).scalar_one()
-                self._event(conn, actor, "binding.missing", claim_id, tenant, {"devices": devices})
-            return [self._claim(conn, claim_id) for claim_id in claim_ids]
+                tenant = conn.execute(select(_claims.c.tenant).where(_claims.c.id == claim_id)).scalar_one()
+                events.append(_event_row(actor, "binding.missing", claim_id, tenant, {"devices": devices}))
+            if events:
+                conn.execute(INSERT_EVENTS, events)
+            tx.changes.reload = True
+            return claim_ids
+
+        claim_ids: list[str] = self.write(unit)
+        return [self.get_claim(claim_id) for claim_id in claim_ids]
 
     # ------------------------------------------------------------------ claims
     def add_claim(
@@ -165,38 +265,43 @@ class Store:
         so a client that dies right after the answer still leaves a claim that will be reclaimed.
         """
         now = time.time()
-        claim_id = new_claim_id()
-        with self._write() as conn:
-            conn.execute(
-                insert(schema.claims),
-                {
-                    "id": claim_id,
-                    "tenant": tenant,
-                    "gpus": spec.gpus,
-                    "memory_bytes": spec.memory_bytes,
-                    "compute_percent": spec.compute_percent,
-                    "model": spec.model,
-                    "priority": spec.priority,
-                    "preemptible": spec.preemptible,
-                    "labels": dict(spec.labels),
-                    "state": ClaimState.BOUND.value if placement else ClaimState.PENDING.value,
-                    "reason": "" if placement else reason,
-                    "created_at": now,
-                    "updated_at": now,
-                    "bound_at": now if placement else None,
-                },
-            )
-            self._event(conn, actor, "claim.created", claim_id, tenant, _spec_details(spec))
+        bound = bool(placement)
+        claim = Claim(
+            id=new_claim_id(),
+            tenant=tenant,
+            spec=spec,
+            state=ClaimState.BOUND if bound else ClaimState.PENDING,
+            reason="" if bound else reason,
+            bindings=tuple(placement),
+            created_at=now,
+            updated_at=now,
+            bound_at=now if bound else None,
+        )
+
+        def unit(tx: Tx) -> Claim:
+            conn = tx.conn
             if placement:
-                self._insert_bindings(conn, claim_id, placement)
+                # First, so that a placement that no longer fits costs one statement.
+                _charge(tx, placement)
+            conn.execute(INSERT_CLAIM, _claim_values(claim))
+            events = [_event_row(actor, "claim.created", claim.id, tenant, _spec_details(spec), now)]
+            if placement:
+                conn.execute(INSERT_BINDINGS, [_binding_values(claim.id, b) for b in placement])
                 devices = [b.device_uuid for b in placement]
-                self._event(conn, "scheduler", "claim.bound", claim_id, tenant, {"devices": devices})
+                events.append(
+                    _event_row("scheduler", "claim.bound", claim.id, tenant, {"devices": devices}, now)
+                )
+            conn.execute(INSERT_EVENTS, events)
             if lease_ttl_s is not None:
                 conn.execute(
-                    insert(schema.leases),
-                    {"claim_id": claim_id, "ttl_s": lease_ttl_s, "expires_at": now + lease_ttl_s},
+                    INSERT_LEASE,
+                    {"claim_id": claim.id, "ttl_s": lease_ttl_s, "expires_at": now + lease_ttl_s},
                 )
-            return self._claim(conn, claim_id)
+            tx.changes.put(claim)
+            return claim
+
+        result: Claim = self.write(unit)
+        return result
 
     def bind_claim(self, claim_id: str, placement: Sequence[Binding], actor: str = "scheduler") -> Claim:
         """Bind a pending claim to all its devices at once, or change nothing.
@@ -205,65 +310,33 @@ class Store:
         longer pending (another worker got there first, or it was released meanwhile).
         """
         now = time.time()
-        with self._write() as conn:
-            result = conn.execute(
-                update(schema.claims)
-                .where(
-                    and_(schema.claims.c.id == claim_id, schema.claims.c.state == ClaimState.PENDING.value)
-                )
-                .values(state=ClaimState.BOUND.value, reason="", updated_at=now, bound_at=now)
-            )
+
+        def unit(tx: Tx) -> Claim:
+            conn = tx.conn
+            result = conn.execute(BIND_CLAIM, {"c_id": claim_id, "c_now": now})
             if result.rowcount != 1:
                 raise Conflict(f"claim {claim_id} is not pending")
-            self._insert_bindings(conn, claim_id, placement)
-            claim = self._claim(conn, claim_id)
-            self._event(
-                conn,
-                actor,
-                "claim.bound",
-                claim_id,
-                claim.tenant,
-                {"devices": [b.device_uuid for b in placement]},
+            _charge(tx, placement)
+            conn.execute(INSERT_BINDINGS, [_binding_values(claim_id, b) for b in placement])
+            current = tx.claim(claim_id) or _read_claim(conn, claim_id)
+            claim = dataclasses.replace(
+                current,
+                state=ClaimState.BOUND,
+                reason="",
+                bindings=tuple(placement),
+                updated_at=now,
+                bound_at=now,
             )
+            devices = [b.device_uuid for b in placement]
+            conn.execute(
+                INSERT_EVENTS,
+                [_event_row(actor, "claim.bound", claim_id, claim.tenant, {"devices": devices}, now)],
+            )
+            tx.changes.put(claim)
             return claim
 
-    def _insert_bindings(self, conn: Connection, claim_id: str, placement: Sequence[Binding]) -> None:
-        """Add bindings and charge their devices, refusing (CapacityError) any over-commit."""
-        for binding in placement:
-            guarded = conn.execute(
-                update(schema.devices)
-                .where(
-                    and_(
-                        schema.devices.c.uuid == binding.device_uuid,
-                        schema.devices.c.present.is_(True),
-                        schema.devices.c.allocated_memory_bytes + binding.memory_bytes
-                        <= schema.devices.c.memory_total_bytes,
-                        schema.devices.c.allocated_compute_percent + binding.compute_percent <= 100,
-                    )
-                )
-                .values(
-                    allocated_memory_bytes=schema.devices.c.allocated_memory_bytes + binding.memory_bytes,
-                    allocated_compute_percent=schema.devices.c.allocated_compute_percent
-                    + binding.compute_percent,
-                )
-            )
-            if guarded.rowcount != 1:
-                # Leaving the `with` block by exception rolls back every UPDATE above.
-                raise CapacityError(f"device {binding.device_uuid} cannot take this binding any more")
-            conn.execute(
-                insert(schema.bindings),
-                {
-                    "claim_id": claim_id,
-                    "device_uuid": binding.device_uuid,
-                    "node": binding.node,
-                    "device_index": binding.device_index,
-                    "memory_bytes": binding.memory_bytes,
-                    "compute_percent": binding.compute_percent,
-                    "whole_device": binding.whole_device,
-                    "active": True,
-                    "missing": False,
-                },
-            )
+        bound: Claim = self.write(unit)
+        return bound
 
     def end_claim(
         self,
@@ -280,110 +353,99 @@ class Store:
         with its preemption reason; the release reason goes into the event as `stopped`.
         """
         now = time.time()
-        with self._write() as conn:
-            claim = self._claim(conn, claim_id)
+
+        def unit(tx: Tx) -> Claim:
+            conn = tx.conn
+            claim = tx.claim(claim_id) or _read_claim(conn, claim_id)
             if owner is not None and claim.tenant != owner:
                 raise NotFound(f"claim {claim_id} not found")
             if not claim.state.is_active:
                 return claim
             details: dict[str, Any] = {}
+            final, why = state, reason
             if claim.preempting and state in (ClaimState.RELEASED, ClaimState.PREEMPTED):
                 if reason and reason != claim.reason:
                     details["stopped"] = reason
-                state, reason = ClaimState.PREEMPTED, claim.reason
+                final, why = ClaimState.PREEMPTED, claim.reason
             result = conn.execute(
-                update(schema.claims)
-                .where(and_(schema.claims.c.id == claim_id, schema.claims.c.state.in_(ACTIVE_STATES)))
-                .values(state=state.value, reason=reason, updated_at=now, ended_at=now)
+                END_CLAIM, {"c_id": claim_id, "c_state": final.value, "c_reason": why, "c_now": now}
             )
             if result.rowcount != 1:
-                return self._claim(conn, claim_id)
-            self._free_bindings(conn, claim_id)
-            action = "claim.released" if state == ClaimState.RELEASED else f"claim.{state.value}"
-            if reason:
-                details = {"reason": reason, **details}
-            self._event(conn, actor, action, claim_id, claim.tenant, details)
-            return self._claim(conn, claim_id)
+                return _read_claim(conn, claim_id)
+            freed = conn.execute(END_BINDINGS, {"c_id": claim_id}).all()
+            if freed:
+                credits = [
+                    {
+                        "d_uuid": row.device_uuid,
+                        "d_memory": int(row.memory_bytes),
+                        "d_compute": int(row.compute_percent),
+                    }
+                    for row in freed
+                ]
+                conn.execute(FREE_DEVICE, credits[0] if len(credits) == 1 else credits)
+                for credit in credits:
+                    tx.changes.charge(credit["d_uuid"], -credit["d_memory"], -credit["d_compute"])
+            action = "claim.released" if final == ClaimState.RELEASED else f"claim.{final.value}"
+            if why:
+                details = {"reason": why, **details}
+            conn.execute(INSERT_EVENTS, [_event_row(actor, action, claim_id, claim.tenant, details, now)])
+            ended = dataclasses.replace(claim, state=final, reason=why, updated_at=now, ended_at=now)
+            tx.changes.put(ended)
+            return ended
+
+        ended: Claim = self.write(unit)
+        return ended
 
     def mark_preempting(
         self, claim_id: str, deadline: float, reason: str, actor: str = "scheduler", **details: Any
     ) -> Claim | None:
         """Start the grace period of a bound claim: it keeps its devices until it ends, by `deadline`
         (epoch seconds). Returns the claim, or None if it is not bound or already preempting."""
-        with self._write() as conn:
+        now = time.time()
+
+        def unit(tx: Tx) -> Claim | None:
+            conn = tx.conn
             result = conn.execute(
-                update(schema.claims)
-                .where(
-                    and_(
-                        schema.claims.c.id == claim_id,
-                        schema.claims.c.state == ClaimState.BOUND.value,
-                        schema.claims.c.preempt_deadline.is_(None),
-                    )
-                )
-                .values(preempt_deadline=deadline, reason=reason, updated_at=time.time())
+                MARK_PREEMPTING, {"c_id": claim_id, "c_deadline": deadline, "c_reason": reason, "c_now": now}
             )
             if result.rowcount != 1:
                 return None
-            claim = self._claim(conn, claim_id)
+            current = tx.claim(claim_id) or _read_claim(conn, claim_id)
+            claim = dataclasses.replace(current, preempt_deadline=deadline, reason=reason, updated_at=now)
             event = {"reason": reason, "deadline": deadline, **details}
-            self._event(conn, actor, "claim.preempting", claim_id, claim.tenant, event)
+            conn.execute(
+                INSERT_EVENTS, [_event_row(actor, "claim.preempting", claim_id, claim.tenant, event, now)]
+            )
+            tx.changes.put(claim)
             return claim
+
+        marked: Claim | None = self.write(unit)
+        return marked
 
     def preempting_claims(self) -> list[Claim]:
         """Bound claims in their preemption grace period, earliest deadline first."""
-        query = (
-            select(schema.claims)
-            .where(
-                and_(
-                    schema.claims.c.state == ClaimState.BOUND.value,
-                    schema.claims.c.preempt_deadline.is_not(None),
-                )
-            )
-            .order_by(schema.claims.c.preempt_deadline.asc())
-        )
-        with self.engine.connect() as conn:
-            return self._claims_with_bindings(conn, conn.execute(query).all())
+        return sorted(self.view().preempting.values(), key=lambda c: c.preempt_deadline or 0.0)
 
     def set_pending_reason(self, claim_id: str, reason: str) -> None:
         """Update the human reason of a pending claim (no event: it changes on every pass)."""
-        with self._write() as conn:
-            conn.execute(
-                update(schema.claims)
-                .where(
-                    and_(
-                        schema.claims.c.id == claim_id,
-                        schema.claims.c.state == ClaimState.PENDING.value,
-                        schema.claims.c.reason != reason,
-                    )
-                )
-                .values(reason=reason)
-            )
+        cached = self.view().pending.get(claim_id)
+        if cached is not None and cached.reason == reason:
+            return  # unchanged: nothing to write
 
-    def _free_bindings(self, conn: Connection, claim_id: str) -> None:
-        active = conn.execute(
-            select(schema.bindings).where(
-                and_(schema.bindings.c.claim_id == claim_id, schema.bindings.c.active.is_(True))
-            )
-        ).all()
-        for row in active:
-            conn.execute(
-                update(schema.devices)
-                .where(schema.devices.c.uuid == row.device_uuid)
-                .values(
-                    allocated_memory_bytes=schema.devices.c.allocated_memory_bytes - row.memory_bytes,
-                    allocated_compute_percent=schema.devices.c.allocated_compute_percent
-                    - row.compute_percent,
-                )
-            )
-        conn.execute(
-            update(schema.bindings)
-            .where(and_(schema.bindings.c.claim_id == claim_id, schema.bindings.c.active.is_(True)))
-            .values(active=False)
-        )
+        def unit(tx: Tx) -> None:
+            result = tx.conn.execute(SET_PENDING_REASON, {"c_id": claim_id, "c_reason": reason})
+            current = tx.claim(claim_id)
+            if result.rowcount == 1 and current is not None:
+                tx.changes.put(dataclasses.replace(current, reason=reason))
+
+        self.write(unit)
 
     def get_claim(self, claim_id: str) -> Claim:
-        with self.engine.connect() as conn:
-            return self._claim(conn, claim_id)
+        found = self.view().claims.get(claim_id)
+        if found is not None:
+            return found
+        with self.engine.connect() as conn:  # ended (or unknown): history is read from the database
+            return _read_claim(conn, claim_id)
 
     def list_claims(
         self,
@@ -392,63 +454,35 @@ class Store:
         limit: int = 1000,
     ) -> list[Claim]:
         """Claims newest first (pending ones in queue order when only pending are asked for)."""
-        query = select(schema.claims)
+        wanted = None if states is None else {ClaimState(s).value for s in states}
+        if wanted is not None and wanted <= set(ACTIVE_STATES):
+            found = []
+            for claim in reversed(self.view().claims.values()):
+                if claim.state.value in wanted and (tenant is None or claim.tenant == tenant):
+                    found.append(claim)
+                    if len(found) >= limit:
+                        break
+            return found
+        query = select(_claims)
         if tenant is not None:
-            query = query.where(schema.claims.c.tenant == tenant)
-        if states is not None:
-            query = query.where(schema.claims.c.state.in_([s.value for s in states]))
-        query = query.order_by(schema.claims.c.seq.desc()).limit(limit)
+            query = query.where(_claims.c.tenant == tenant)
+        if wanted is not None:
+            query = query.where(_claims.c.state.in_(sorted(wanted)))
+        query = query.order_by(_claims.c.seq.desc()).limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-            return self._claims_with_bindings(conn, rows)
+            return _claims_with_bindings(conn, rows)
 
     def count_pending(self, min_priority: int | None = None) -> int:
         """How many claims wait, optionally only those at or above a priority (queued ahead)."""
-        query = select(func.count()).select_from(schema.claims).where(
-            schema.claims.c.state == ClaimState.PENDING.value
-        )
-        if min_priority is not None:
-            query = query.where(schema.claims.c.priority >= min_priority)
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
+        pending = self.view().pending
+        if min_priority is None:
+            return len(pending)
+        return sum(1 for claim in list(pending.values()) if claim.spec.priority >= min_priority)
 
     def pending_claims(self) -> list[Claim]:
         """Pending claims in queue order: higher priority first, then arrival (FIFO)."""
-        query = (
-            select(schema.claims)
-            .where(schema.claims.c.state == ClaimState.PENDING.value)
-            .order_by(schema.claims.c.priority.desc(), schema.claims.c.seq.asc())
-        )
-        with self.engine.connect() as conn:
-            return self._claims_with_bindings(conn, conn.execute(query).all())
-
-    def _claim(self, conn: Connection, claim_id: str) -> Claim:
-        row = conn.execute(select(schema.claims).where(schema.claims.c.id == claim_id)).first()
-        if row is None:
-            raise NotFound(f"claim {claim_id} not found")
-        return self._claims_with_bindings(conn, [row])[0]
-
-    def _claims_with_bindings(self, conn: Connection, rows: Sequence[Row[Any]]) -> list[Claim]:
-        if not rows:
-            return []
-        ids = [row.id for row in rows]
-        by_claim: dict[str, list[Binding]] = {claim_id: [] for claim_id in ids}
-        binding_rows = conn.execute(
-            select(schema.bindings).where(schema.bindings.c.claim_id.in_(ids)).order_by(schema.bindings.c.id)
-        ).all()
-        for b in binding_rows:
-            by_claim[b.claim_id].append(
-                Binding(
-                    device_uuid=b.device_uuid,
-                    node=b.node,
-                    memory_bytes=int(b.memory_bytes),
-                    compute_percent=int(b.compute_percent),
-                    device_index=b.device_index,
-                    whole_device=bool(b.whole_device),
-                    missing=bool(b.missing),
-                )
-            )
-        return [_claim_from_row(row, by_claim[row.id]) for row in rows]
+        return sorted(self.view().pending.values(), key=lambda c: -c.spec.priority)
 
     # ----------------------------------------------------------------- tenants
     def create_tenant(self, name: str, token_hash: str, actor: str = "admin") -> Tenant:
@@ -482,8 +516,8 @@ class Store:
         tenant: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        with self._write() as conn:
-            self._event(conn, actor, action, claim_id, tenant, details or {})
+        row = _event_row(actor, action, claim_id, tenant, details or {})
+        self.write(lambda tx: tx.conn.execute(INSERT_EVENTS, [row]), PLAIN)
 
     def list_events(
         self,
@@ -493,14 +527,14 @@ class Store:
         limit: int = 200,
     ) -> list[Event]:
         """Events oldest first after `after_id` (use the last id seen to follow the trail)."""
-        query = select(schema.events).where(schema.events.c.id > after_id)
+        query = select(_events).where(_events.c.id > after_id)
         if tenant is not None:
-            query = query.where(schema.events.c.tenant == tenant)
+            query = query.where(_events.c.tenant == tenant)
         if claim_id is not None:
-            query = query.where(schema.events.c.claim_id == claim_id)
+            query = query.where(_events.c.claim_id == claim_id)
         # Without a cursor the newest `limit` events are the useful ones; with one, the next ones.
         newest_first = after_id == 0
-        order = schema.events.c.id.desc() if newest_first else schema.events.c.id.asc()
+        order = _events.c.id.desc() if newest_first else _events.c.id.asc()
         with self.engine.connect() as conn:
             rows = list(conn.execute(query.order_by(order).limit(limit)).all())
         if newest_first:
@@ -527,17 +561,59 @@ class Store:
         tenant: str | None,
         details: dict[str, Any],
     ) -> None:
-        conn.execute(
-            insert(schema.events),
+        conn.execute(INSERT_EVENTS, [_event_row(actor, action, claim_id, tenant, details)])
+
+
+# ---------------------------------------------------------------------- helpers
+def _charge(tx: Tx, placement: Sequence[Binding]) -> None:
+    """Charge the placement's devices, refusing (CapacityError) any over-commit; the caller's
+    transaction (or savepoint) is rolled back by the exception, undoing earlier charges."""
+    for binding in placement:
+        guarded = tx.conn.execute(
+            CHARGE_DEVICE,
             {
-                "timestamp": time.time(),
-                "actor": actor,
-                "action": action,
-                "claim_id": claim_id,
-                "tenant": tenant,
-                "details": details,
+                "d_uuid": binding.device_uuid,
+                "d_memory": binding.memory_bytes,
+                "d_compute": binding.compute_percent,
             },
         )
+        if guarded.rowcount != 1:
+            raise CapacityError(f"device {binding.device_uuid} cannot take this binding any more")
+        tx.changes.charge(binding.device_uuid, binding.memory_bytes, binding.compute_percent)
+
+
+def _read_claim(conn: Connection, claim_id: str) -> Claim:
+    row = conn.execute(SELECT_CLAIM, {"c_id": claim_id}).first()
+    if row is None:
+        raise NotFound(f"claim {claim_id} not found")
+    return _claims_with_bindings(conn, [row])[0]
+
+
+def _claims_with_bindings(conn: Connection, rows: Sequence[Row[Any]]) -> list[Claim]:
+    if not rows:
+        return []
+    by_claim: dict[str, list[Binding]] = {row.id: [] for row in rows}
+    for b in conn.execute(SELECT_BINDINGS, {"c_ids": list(by_claim)}):
+        by_claim[b.claim_id].append(_binding_from_row(b))
+    return [_claim_from_row(row, by_claim[row.id]) for row in rows]
+
+
+def _event_row(
+    actor: str,
+    action: str,
+    claim_id: str | None,
+    tenant: str | None,
+    details: dict[str, Any],
+    timestamp: float | None = None,
+) -> dict[str, Any]:
+    return {
+        "timestamp": time.time() if timestamp is None else timestamp,
+        "actor": actor,
+        "action": action,
+        "claim_id": claim_id,
+        "tenant": tenant,
+        "details": details,
+    }
 
 
 def _spec_details(spec: ClaimSpec) -> dict[str, Any]:
@@ -548,6 +624,52 @@ def _spec_details(spec: ClaimSpec) -> dict[str, Any]:
         "model": spec.model,
         "priority": spec.priority,
     }
+
+
+def _claim_values(claim: Claim) -> dict[str, Any]:
+    spec = claim.spec
+    return {
+        "id": claim.id,
+        "tenant": claim.tenant,
+        "gpus": spec.gpus,
+        "memory_bytes": spec.memory_bytes,
+        "compute_percent": spec.compute_percent,
+        "model": spec.model,
+        "priority": spec.priority,
+        "preemptible": spec.preemptible,
+        "labels": dict(spec.labels),
+        "state": claim.state.value,
+        "reason": claim.reason,
+        "created_at": claim.created_at,
+        "updated_at": claim.updated_at,
+        "bound_at": claim.bound_at,
+    }
+
+
+def _binding_values(claim_id: str, binding: Binding) -> dict[str, Any]:
+    return {
+        "claim_id": claim_id,
+        "device_uuid": binding.device_uuid,
+        "node": binding.node,
+        "device_index": binding.device_index,
+        "memory_bytes": binding.memory_bytes,
+        "compute_percent": binding.compute_percent,
+        "whole_device": binding.whole_device,
+        "active": True,
+        "missing": False,
+    }
+
+
+def _binding_from_row(b: Row[Any]) -> Binding:
+    return Binding(
+        device_uuid=b.device_uuid,
+        node=b.node,
+        memory_bytes=int(b.memory_bytes),
+        compute_percent=int(b.compute_percent),
+        device_index=b.device_index,
+        whole_device=bool(b.whole_device),
+        missing=bool(b.missing),
+    )
 
 
 def _claim_from_row(row: Row[Any], claim_bindings: list[Binding]) -> Claim:
@@ -574,6 +696,18 @@ def _claim_from_row(row: Row[Any], claim_bindings: list[Binding]) -> Claim:
         bound_at=row.bound_at,
         ended_at=row.ended_at,
         preempt_deadline=row.preempt_deadline,
+    )
+
+
+def _quota_from_row(row: Row[Any]) -> Quota:
+    return Quota(
+        tenant=row.tenant,
+        guarantee_gpus=row.guarantee_gpus,
+        limit_gpus=row.limit_gpus,
+        guarantee_memory_bytes=None
+        if row.guarantee_memory_bytes is None
+        else int(row.guarantee_memory_bytes),
+        limit_memory_bytes=None if row.limit_memory_bytes is None else int(row.limit_memory_bytes),
     )
 
 

@@ -1,0 +1,280 @@
+"""Group commit: one writer thread runs the write units of concurrent callers in one transaction.
+
+A caller hands the writer a *unit* (a function of a `Tx`) and waits for its result. The writer takes
+every unit queued meanwhile, runs them in one transaction (each in its own SAVEPOINT when there are
+several, so one refused unit never undoes another) and commits once: N waiting requests share one
+fsync instead of queueing for one each. Only after the commit are the units' `Changes` applied to
+the in-memory `PoolState` and their callers answered, so nothing is acknowledged (or shown to a
+reader) before it is durable.
+
+Coherence across processes: the first statement of a batch that changes pool state bumps the
+`store_generation` row. The value it returns tells whether anyone else committed since this
+process's state was loaded; if so the state is reloaded inside the transaction before any unit runs.
+In PostgreSQL that row lock also orders such transactions across processes, so each sees all the
+others' commits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Connection, Engine, select, update
+
+from gpupool.errors import GpupoolError
+from gpupool.model import Claim
+from gpupool.model.quota import Quota
+from gpupool.store import schema
+from gpupool.store.state import Changes, PoolState
+
+log = logging.getLogger("gpupool.store")
+
+T = TypeVar("T")
+MAX_BATCH = 256
+"""Most units in one transaction: bounds how long the first caller of a big batch waits."""
+
+_GENERATION = schema.store_generation
+BUMP_GENERATION = (
+    update(_GENERATION)
+    .where(_GENERATION.c.id == 1)
+    .values(value=_GENERATION.c.value + 1)
+    .returning(_GENERATION.c.value)
+)
+READ_GENERATION = select(_GENERATION.c.value).where(_GENERATION.c.id == 1)
+
+STATE, PLAIN = "state", "plain"
+"""Unit kinds: one that changes pool state (its batch bumps the generation) / one that does not."""
+
+Loader = Callable[[Connection], PoolState]
+FRESH_FOR_S = 0.001
+"""In a process that shares its database, a freshness check holds this long: reads are at most this
+far behind other processes' commits (a request's many reads cost one check, not one each)."""
+Listener = Callable[[Changes | None], None]
+
+
+class Tx:
+    """What a unit works with: the batch's connection, and the pool state as the units before it in
+    the batch left it (their changes are not committed yet, so they live in an overlay)."""
+
+    def __init__(self, conn: Connection, state: PoolState, earlier: Changes) -> None:
+        self.conn = conn
+        self.state = state
+        self.earlier = earlier
+        self.changes = Changes()
+
+    def claim(self, claim_id: str) -> Claim | None:
+        """The claim as of this point of the batch if it is active (pending or bound), else None
+        (ended, or unknown to this process: read it from the database)."""
+        for layer in (self.changes.claims, self.earlier.claims):
+            if claim_id in layer:
+                found = layer[claim_id]
+                return found if found.state.is_active else None
+        return self.state.claims.get(claim_id)
+
+    def quota(self, tenant: str) -> Quota | None:
+        for layer in (self.changes.quotas, self.earlier.quotas):
+            if tenant in layer:
+                return layer[tenant]
+        return self.state.quotas.get(tenant)
+
+
+@dataclass
+class _Item(Generic[T]):
+    unit: Callable[[Tx], T]
+    kind: str
+    future: Future[T] = field(default_factory=Future)
+
+
+class GroupCommit:
+    """The writer thread of one store (started on first use)."""
+
+    def __init__(self, engine: Engine, state: PoolState, load: Loader) -> None:
+        self.engine = engine
+        self.state = state
+        self.load = load
+        self.listeners: list[Listener] = []
+        self.shared = False  # set once another process is seen writing to the same database
+        self._checked_at = 0.0
+        # Held while a batch runs; `exclusive` takes it too, so that on SQLite (one writer at a time)
+        # other write transactions of this process wait here rather than in SQLite's busy handler.
+        self.lock = threading.Lock()
+        self._queue: queue.SimpleQueue[_Item[Any] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._closed = False
+
+    # ----------------------------------------------------------------- callers
+    def run(self, unit: Callable[[Tx], T], kind: str = STATE) -> T:
+        """Run `unit` in the next batch and return its result once committed (or raise its error).
+
+        `kind` is STATE for a unit that changes claims, bindings, device totals or quotas (the
+        default), PLAIN for one that writes only other records (events)."""
+        item: _Item[T] = _Item(unit, kind)
+        self._ensure_started()
+        self._queue.put(item)
+        return item.future.result()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[Connection]:
+        """A write transaction in the caller's thread, between batches (for records not cached)."""
+        guard = self.lock if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        with guard, self.engine.connect() as conn:
+            conn.execution_options(gpupool_write=True)
+            with conn.begin():
+                yield conn
+
+    def close(self) -> None:
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+
+    def _ensure_started(self) -> None:
+        if self._thread is not None:
+            return
+        with self._start_lock:
+            if self._thread is None:
+                if self._closed:
+                    raise RuntimeError("store is closed")
+                self._thread = threading.Thread(target=self._serve, name="gpupool-store-writer", daemon=True)
+                self._thread.start()
+
+    # ------------------------------------------------------------------ writer
+    def _serve(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch: list[_Item[Any]] = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # finish this batch, then stop
+                    break
+                batch.append(more)
+            while batch:
+                batch = self._commit(batch)
+
+    def _commit(self, batch: list[_Item[Any]]) -> list[_Item[Any]]:
+        """Run and commit one batch; returns the units to run again (after an unexpected error in
+        another unit of the batch rolled all of them back)."""
+        results: list[tuple[_Item[Any], Any]] = []
+        failed: list[tuple[_Item[Any], BaseException]] = []
+        done = Changes()
+        generation = None
+        reloaded: PoolState | None = None
+        try:
+            with self.lock, self.engine.connect() as conn:
+                conn.execution_options(gpupool_write=True)
+                with conn.begin():
+                    if any(item.kind == STATE for item in batch):
+                        generation = self._check_generation(conn)
+                    nested = len(batch) > 1
+                    for item in batch:
+                        tx = Tx(conn, self.state, done)
+                        savepoint = conn.begin_nested() if nested else None
+                        try:
+                            result = item.unit(tx)
+                        except GpupoolError as exc:  # a refusal (capacity, conflict, not found)
+                            if savepoint is None:
+                                raise
+                            savepoint.rollback()
+                            failed.append((item, exc))
+                            continue
+                        except BaseException as exc:
+                            # Unexpected: undo the whole batch; the others run again without it.
+                            log.exception("store write failed; rolling back its batch")
+                            item.future.set_exception(exc)
+                            raise _RetryOthers([i for i in batch if i is not item]) from exc
+                        if savepoint is not None:
+                            savepoint.commit()
+                        done.merge(tx.changes)
+                        results.append((item, result))
+                    if done.reload:
+                        reloaded = self.load(conn)  # sees this transaction's own writes
+        except _RetryOthers as retry:
+            return retry.items
+        except GpupoolError as exc:  # the only unit of the batch refused: nothing was written
+            batch[0].future.set_exception(exc)
+            return []
+        except BaseException as exc:  # the commit (or the generation check) failed: nothing is durable
+            log.exception("store commit failed")
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return []
+        self._publish(done, generation, reloaded)
+        for item, result in results:
+            item.future.set_result(result)
+        for item, error in failed:
+            item.future.set_exception(error)
+        return []
+
+    def _check_generation(self, conn: Connection) -> int:
+        """Bump the generation; reload the state inside this transaction if another process wrote
+        since it was loaded (the units then see it current). Returns the new value."""
+        generation = int(conn.execute(BUMP_GENERATION).scalar_one())
+        before = generation - 1
+        if before != self.state.generation:
+            if self.state.generation >= 0:
+                self.shared = True
+            fresh = self.load(conn)
+            fresh.generation = before  # as committed before this transaction
+            if self.state.install(fresh):
+                self._notify(None)
+        return generation
+
+    def _publish(self, done: Changes, generation: int | None, reloaded: PoolState | None) -> None:
+        if reloaded is not None:
+            if self.state.install(reloaded):
+                self._notify(None)
+            return
+        if generation is not None or done.claims or done.allocations or done.quotas:
+            self.state.apply(done, generation)
+            self._notify(done)
+
+    def _notify(self, changes: Changes | None) -> None:
+        for listener in self.listeners:
+            try:
+                listener(changes)
+            except Exception:  # a listener must never break the writer
+                log.exception("store listener failed")
+
+    # ------------------------------------------------------------- staleness
+    def refresh_if_stale(self, force: bool = False) -> bool:
+        """Reload the state when the database's generation moved (another process wrote); True if
+        it did. One small read (skipped within `FRESH_FOR_S` of the last one unless `force`); the
+        reload reads one consistent snapshot in the caller's thread."""
+        now = time.monotonic()
+        if not force and now - self._checked_at < FRESH_FOR_S:
+            return False
+        self._checked_at = now
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":  # every statement of the reload sees one snapshot
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                current = conn.execute(READ_GENERATION).scalar_one_or_none()
+                if current is None or int(current) == self.state.generation:
+                    return False
+                fresh = self.load(conn)
+        if self.state.generation >= 0:
+            self.shared = True
+        if self.state.install(fresh):
+            self._notify(None)
+        return True
+
+
+class _RetryOthers(Exception):
+    def __init__(self, items: list[_Item[Any]]) -> None:
+        super().__init__("retry")
+        self.items = items

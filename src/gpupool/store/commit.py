@@ -26,13 +26,25 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, select
 
 from gpupool.errors import GpupoolError
 from gpupool.model import Claim
 from gpupool.model.quota import Quota
 from gpupool.store import schema
 from gpupool.store.state import Changes, PoolState
+from gpupool.store.statements import (
+    BUMP_GENERATION,
+    INSERT_EVENT,
+    RELEASE_SAVEPOINT,
+    ROLLBACK_SAVEPOINT,
+    SAVEPOINT,
+    Sql,
+    as_json,
+    cursor_of,
+    execute,
+    paramstyle_of,
+)
 
 log = logging.getLogger("gpupool.store")
 
@@ -41,12 +53,6 @@ MAX_BATCH = 256
 """Most units in one transaction: bounds how long the first caller of a big batch waits."""
 
 _GENERATION = schema.store_generation
-BUMP_GENERATION = (
-    update(_GENERATION)
-    .where(_GENERATION.c.id == 1)
-    .values(value=_GENERATION.c.value + 1)
-    .returning(_GENERATION.c.value)
-)
 READ_GENERATION = select(_GENERATION.c.value).where(_GENERATION.c.id == 1)
 
 STATE, PLAIN = "state", "plain"
@@ -60,14 +66,45 @@ Listener = Callable[[Changes | None], None]
 
 
 class Tx:
-    """What a unit works with: the batch's connection, and the pool state as the units before it in
-    the batch left it (their changes are not committed yet, so they live in an overlay)."""
+    """What a unit works with: the batch's connection (and its DB-API cursor for the prepared
+    statements), and the pool state as the units before it in the batch left it (their changes
+    are not committed yet, so they live in an overlay)."""
 
-    def __init__(self, conn: Connection, state: PoolState, earlier: Changes) -> None:
+    def __init__(
+        self, conn: Connection, cursor: Any, paramstyle: str, state: PoolState, earlier: Changes
+    ) -> None:
         self.conn = conn
+        self.cursor = cursor
+        self.paramstyle = paramstyle
         self.state = state
         self.earlier = earlier
         self.changes = Changes()
+        self.events: list[dict[str, Any]] = []
+
+    def run(self, sql: Sql, params: Any) -> Any:
+        """Execute a prepared statement (a mapping, or a list of them); returns the cursor."""
+        return execute(self.cursor, self.paramstyle, sql, params)
+
+    def event(
+        self,
+        actor: str,
+        action: str,
+        claim_id: str | None,
+        tenant: str | None,
+        details: dict[str, Any],
+        timestamp: float | None = None,
+    ) -> None:
+        """Append an audit event; the batch writes its units' events together, before its commit."""
+        self.events.append(
+            {
+                "timestamp": time.time() if timestamp is None else timestamp,
+                "actor": actor,
+                "action": action,
+                "claim_id": claim_id,
+                "tenant": tenant,
+                "details": as_json(details),
+            }
+        )
 
     def claim(self, claim_id: str) -> Claim | None:
         """The claim as of this point of the batch if it is active (pending or bound), else None
@@ -171,24 +208,28 @@ class GroupCommit:
         results: list[tuple[_Item[Any], Any]] = []
         failed: list[tuple[_Item[Any], BaseException]] = []
         done = Changes()
+        events: list[dict[str, Any]] = []
         generation = None
         reloaded: PoolState | None = None
         try:
             with self.lock, self.engine.connect() as conn:
                 conn.execution_options(gpupool_write=True)
                 with conn.begin():
+                    cursor, style = cursor_of(conn), paramstyle_of(conn)
                     if any(item.kind == STATE for item in batch):
-                        generation = self._check_generation(conn)
-                    nested = len(batch) > 1
+                        generation = self._check_generation(conn, cursor, style)
+                    nested = len(batch) > 1  # then each unit in a savepoint: a refusal undoes only it
                     for item in batch:
-                        tx = Tx(conn, self.state, done)
-                        savepoint = conn.begin_nested() if nested else None
+                        tx = Tx(conn, cursor, style, self.state, done)
+                        if nested:
+                            tx.run(SAVEPOINT, {})
                         try:
                             result = item.unit(tx)
                         except GpupoolError as exc:  # a refusal (capacity, conflict, not found)
-                            if savepoint is None:
+                            if not nested:
                                 raise
-                            savepoint.rollback()
+                            tx.run(ROLLBACK_SAVEPOINT, {})
+                            tx.run(RELEASE_SAVEPOINT, {})
                             failed.append((item, exc))
                             continue
                         except BaseException as exc:
@@ -196,10 +237,13 @@ class GroupCommit:
                             log.exception("store write failed; rolling back its batch")
                             item.future.set_exception(exc)
                             raise _RetryOthers([i for i in batch if i is not item]) from exc
-                        if savepoint is not None:
-                            savepoint.commit()
+                        if nested:
+                            tx.run(RELEASE_SAVEPOINT, {})
                         done.merge(tx.changes)
+                        events.extend(tx.events)
                         results.append((item, result))
+                    if events:
+                        execute(cursor, style, INSERT_EVENT, events)
                     if done.reload:
                         reloaded = self.load(conn)  # sees this transaction's own writes
         except _RetryOthers as retry:
@@ -220,10 +264,10 @@ class GroupCommit:
             item.future.set_exception(error)
         return []
 
-    def _check_generation(self, conn: Connection) -> int:
+    def _check_generation(self, conn: Connection, cursor: Any, paramstyle: str) -> int:
         """Bump the generation; reload the state inside this transaction if another process wrote
         since it was loaded (the units then see it current). Returns the new value."""
-        generation = int(conn.execute(BUMP_GENERATION).scalar_one())
+        generation = int(execute(cursor, paramstyle, BUMP_GENERATION, {}).fetchone()[0])
         before = generation - 1
         if before != self.state.generation:
             if self.state.generation >= 0:

@@ -1,94 +1,125 @@
-"""Statements of the claim path, built once: SQLAlchemy then finds their compiled form in its cache
-by a key memoized on the statement, instead of building and hashing a new statement per call."""
+"""The claim path's statements as plain SQL, run on the DB-API cursor of the writer's connection.
+
+SQLAlchemy's work per execution (cache key, execution context, result wrapping) costs ~100 us per
+statement and a savepoint ~330 us, against ~5 us for SQLite to run one of these; on the claim path
+that was most of the store's CPU. The SQL is written once, for SQLite and PostgreSQL alike, with
+`:name` parameters (rendered as `%(name)s` for drivers that want that); column values go in as
+plain Python values (JSON as text, booleans as bool).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import and_, bindparam, insert, select, update
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection
 
 from gpupool.model import ClaimState
-from gpupool.store import schema
 
 ACTIVE_STATES = (ClaimState.PENDING.value, ClaimState.BOUND.value)
-_claims, _bindings, _devices, _events = schema.claims, schema.bindings, schema.devices, schema.events
-INSERT_CLAIM = insert(_claims)
-INSERT_BINDINGS = insert(_bindings)
-INSERT_EVENTS = insert(_events)
-INSERT_LEASE = insert(schema.leases)
-SELECT_CLAIM = select(_claims).where(_claims.c.id == bindparam("c_id"))
-SELECT_BINDINGS = (
-    select(_bindings)
-    .where(_bindings.c.claim_id.in_(bindparam("c_ids", expanding=True)))
-    .order_by(_bindings.c.id)
+_NAMED = re.compile(r":(\w+)")
+
+
+class Sql:
+    """One statement, rendered once per DB-API paramstyle."""
+
+    def __init__(self, text: str) -> None:
+        self.text = " ".join(text.split())
+        self._rendered: dict[str, str] = {}
+
+    def render(self, paramstyle: str) -> str:
+        found = self._rendered.get(paramstyle)
+        if found is None:
+            if paramstyle == "named":
+                found = self.text
+            elif paramstyle == "pyformat":
+                found = _NAMED.sub(r"%(\1)s", self.text)
+            else:
+                raise ValueError(f"unsupported DB-API paramstyle {paramstyle!r}")
+            self._rendered[paramstyle] = found
+        return found
+
+
+def cursor_of(conn: Connection) -> Any:
+    """A DB-API cursor on the connection's current transaction."""
+    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+
+def paramstyle_of(conn: Connection) -> str:
+    style = conn.dialect.paramstyle
+    return "named" if style in ("named", "qmark") else style  # sqlite3 takes :name in either
+
+
+def execute(
+    cursor: Any, paramstyle: str, sql: Sql, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+) -> Any:
+    """Run `sql` once with a mapping, or once per mapping of a sequence (executemany)."""
+    if isinstance(params, Mapping):
+        cursor.execute(sql.render(paramstyle), params)
+    else:
+        cursor.executemany(sql.render(paramstyle), params)
+    return cursor
+
+
+def as_json(value: Any) -> str:
+    return json.dumps(value)
+
+
+BUMP_GENERATION = Sql("UPDATE store_generation SET value = value + 1 WHERE id = 1 RETURNING value")
+INSERT_CLAIM = Sql(
+    """INSERT INTO claims (id, tenant, gpus, memory_bytes, compute_percent, model, priority,
+    preemptible, labels, state, reason, created_at, updated_at, bound_at)
+    VALUES (:id, :tenant, :gpus, :memory_bytes, :compute_percent, :model, :priority,
+    :preemptible, :labels, :state, :reason, :created_at, :updated_at, :bound_at)"""
 )
+INSERT_BINDING = Sql(
+    """INSERT INTO bindings (claim_id, device_uuid, node, device_index, memory_bytes,
+    compute_percent, whole_device, active, missing)
+    VALUES (:claim_id, :device_uuid, :node, :device_index, :memory_bytes,
+    :compute_percent, :whole_device, :active, :missing)"""
+)
+INSERT_EVENT = Sql(
+    """INSERT INTO events (timestamp, actor, action, claim_id, tenant, details)
+    VALUES (:timestamp, :actor, :action, :claim_id, :tenant, :details)"""
+)
+INSERT_LEASE = Sql("INSERT INTO leases (claim_id, ttl_s, expires_at) VALUES (:claim_id, :ttl_s, :expires_at)")
 # Charge a device only if it stays within its memory and 100 % compute: the invariant's guard.
-CHARGE_DEVICE = (
-    update(_devices)
-    .where(
-        and_(
-            _devices.c.uuid == bindparam("d_uuid"),
-            _devices.c.present.is_(True),
-            _devices.c.allocated_memory_bytes + bindparam("d_memory") <= _devices.c.memory_total_bytes,
-            _devices.c.allocated_compute_percent + bindparam("d_compute") <= 100,
-        )
-    )
-    .values(
-        allocated_memory_bytes=_devices.c.allocated_memory_bytes + bindparam("d_memory"),
-        allocated_compute_percent=_devices.c.allocated_compute_percent + bindparam("d_compute"),
-    )
+CHARGE_DEVICE = Sql(
+    """UPDATE devices
+    SET allocated_memory_bytes = allocated_memory_bytes + :memory,
+        allocated_compute_percent = allocated_compute_percent + :compute
+    WHERE uuid = :uuid AND present = :yes
+      AND allocated_memory_bytes + :memory <= memory_total_bytes
+      AND allocated_compute_percent + :compute <= 100"""
 )
-FREE_DEVICE = (
-    update(_devices)
-    .where(_devices.c.uuid == bindparam("d_uuid"))
-    .values(
-        allocated_memory_bytes=_devices.c.allocated_memory_bytes - bindparam("d_memory"),
-        allocated_compute_percent=_devices.c.allocated_compute_percent - bindparam("d_compute"),
-    )
+FREE_DEVICE = Sql(
+    """UPDATE devices
+    SET allocated_memory_bytes = allocated_memory_bytes - :memory,
+        allocated_compute_percent = allocated_compute_percent - :compute
+    WHERE uuid = :uuid"""
 )
-BIND_CLAIM = (
-    update(_claims)
-    .where(and_(_claims.c.id == bindparam("c_id"), _claims.c.state == ClaimState.PENDING.value))
-    .values(
-        state=ClaimState.BOUND.value, reason="", updated_at=bindparam("c_now"), bound_at=bindparam("c_now")
-    )
+BIND_CLAIM = Sql(
+    """UPDATE claims SET state = 'bound', reason = '', updated_at = :now, bound_at = :now
+    WHERE id = :id AND state = 'pending'"""
 )
-END_CLAIM = (
-    update(_claims)
-    .where(and_(_claims.c.id == bindparam("c_id"), _claims.c.state.in_(ACTIVE_STATES)))
-    .values(
-        state=bindparam("c_state"),
-        reason=bindparam("c_reason"),
-        updated_at=bindparam("c_now"),
-        ended_at=bindparam("c_now"),
-    )
+END_CLAIM = Sql(
+    """UPDATE claims SET state = :state, reason = :reason, updated_at = :now, ended_at = :now
+    WHERE id = :id AND state IN ('pending', 'bound')"""
 )
 # Frees the claim's bindings and says what they held, so the devices are credited exactly that.
-END_BINDINGS = (
-    update(_bindings)
-    .where(and_(_bindings.c.claim_id == bindparam("c_id"), _bindings.c.active.is_(True)))
-    .values(active=False)
-    .returning(_bindings.c.device_uuid, _bindings.c.memory_bytes, _bindings.c.compute_percent)
+END_BINDINGS = Sql(
+    """UPDATE bindings SET active = :no WHERE claim_id = :id AND active = :yes
+    RETURNING device_uuid, memory_bytes, compute_percent"""
 )
-MARK_PREEMPTING = (
-    update(_claims)
-    .where(
-        and_(
-            _claims.c.id == bindparam("c_id"),
-            _claims.c.state == ClaimState.BOUND.value,
-            _claims.c.preempt_deadline.is_(None),
-        )
-    )
-    .values(
-        preempt_deadline=bindparam("c_deadline"), reason=bindparam("c_reason"), updated_at=bindparam("c_now")
-    )
+MARK_PREEMPTING = Sql(
+    """UPDATE claims SET preempt_deadline = :deadline, reason = :reason, updated_at = :now
+    WHERE id = :id AND state = 'bound' AND preempt_deadline IS NULL"""
 )
-SET_PENDING_REASON = (
-    update(_claims)
-    .where(
-        and_(
-            _claims.c.id == bindparam("c_id"),
-            _claims.c.state == ClaimState.PENDING.value,
-            _claims.c.reason != bindparam("c_reason"),
-        )
-    )
-    .values(reason=bindparam("c_reason"))
+SET_PENDING_REASON = Sql(
+    "UPDATE claims SET reason = :reason WHERE id = :id AND state = 'pending' AND reason != :reason"
 )
+SAVEPOINT = Sql("SAVEPOINT gpupool_unit")
+RELEASE_SAVEPOINT = Sql("RELEASE SAVEPOINT gpupool_unit")
+ROLLBACK_SAVEPOINT = Sql("ROLLBACK TO SAVEPOINT gpupool_unit")

@@ -38,17 +38,22 @@ from gpupool.store.statements import (
     END_BINDINGS,
     END_CLAIM,
     FREE_DEVICE,
-    INSERT_BINDINGS,
+    INSERT_BINDING,
     INSERT_CLAIM,
-    INSERT_EVENTS,
     INSERT_LEASE,
     MARK_PREEMPTING,
-    SELECT_BINDINGS,
-    SELECT_CLAIM,
     SET_PENDING_REASON,
+    as_json,
 )
 
 _claims, _bindings, _devices, _events = schema.claims, schema.bindings, schema.devices, schema.events
+INSERT_EVENTS = insert(_events)
+SELECT_CLAIM = select(_claims).where(_claims.c.id == bindparam("c_id"))
+SELECT_BINDINGS = (
+    select(_bindings)
+    .where(_bindings.c.claim_id.in_(bindparam("c_ids", expanding=True)))
+    .order_by(_bindings.c.id)
+)
 
 
 def new_claim_id() -> str:
@@ -235,13 +240,10 @@ class Store:
                 .where(and_(_bindings.c.device_uuid.in_(uuids), _bindings.c.active.is_(True)))
                 .values(missing=True)
             )
-            events = []
             for claim_id in claim_ids:
                 devices = sorted(row.device_uuid for row in rows if row.claim_id == claim_id)
                 tenant = conn.execute(select(_claims.c.tenant).where(_claims.c.id == claim_id)).scalar_one()
-                events.append(_event_row(actor, "binding.missing", claim_id, tenant, {"devices": devices}))
-            if events:
-                conn.execute(INSERT_EVENTS, events)
+                tx.event(actor, "binding.missing", claim_id, tenant, {"devices": devices})
             tx.changes.reload = True
             return claim_ids
 
@@ -278,22 +280,21 @@ class Store:
             bound_at=now if bound else None,
         )
 
+        values = _claim_values(claim)  # built by the caller's thread, not the writer's
+        binding_rows = _binding_rows(claim.id, placement)
+
         def unit(tx: Tx) -> Claim:
-            conn = tx.conn
             if placement:
                 # First, so that a placement that no longer fits costs one statement.
                 _charge(tx, placement)
-            conn.execute(INSERT_CLAIM, _claim_values(claim))
-            events = [_event_row(actor, "claim.created", claim.id, tenant, _spec_details(spec), now)]
+            tx.run(INSERT_CLAIM, values)
+            tx.event(actor, "claim.created", claim.id, tenant, _spec_details(spec), now)
             if placement:
-                conn.execute(INSERT_BINDINGS, [_binding_values(claim.id, b) for b in placement])
+                tx.run(INSERT_BINDING, binding_rows[0] if len(binding_rows) == 1 else binding_rows)
                 devices = [b.device_uuid for b in placement]
-                events.append(
-                    _event_row("scheduler", "claim.bound", claim.id, tenant, {"devices": devices}, now)
-                )
-            conn.execute(INSERT_EVENTS, events)
+                tx.event("scheduler", "claim.bound", claim.id, tenant, {"devices": devices}, now)
             if lease_ttl_s is not None:
-                conn.execute(
+                tx.run(
                     INSERT_LEASE,
                     {"claim_id": claim.id, "ttl_s": lease_ttl_s, "expires_at": now + lease_ttl_s},
                 )
@@ -310,15 +311,14 @@ class Store:
         longer pending (another worker got there first, or it was released meanwhile).
         """
         now = time.time()
+        binding_rows = _binding_rows(claim_id, placement)
 
         def unit(tx: Tx) -> Claim:
-            conn = tx.conn
-            result = conn.execute(BIND_CLAIM, {"c_id": claim_id, "c_now": now})
-            if result.rowcount != 1:
+            if tx.run(BIND_CLAIM, {"id": claim_id, "now": now}).rowcount != 1:
                 raise Conflict(f"claim {claim_id} is not pending")
             _charge(tx, placement)
-            conn.execute(INSERT_BINDINGS, [_binding_values(claim_id, b) for b in placement])
-            current = tx.claim(claim_id) or _read_claim(conn, claim_id)
+            tx.run(INSERT_BINDING, binding_rows[0] if len(binding_rows) == 1 else binding_rows)
+            current = tx.claim(claim_id) or _read_claim(tx.conn, claim_id)
             claim = dataclasses.replace(
                 current,
                 state=ClaimState.BOUND,
@@ -328,10 +328,7 @@ class Store:
                 bound_at=now,
             )
             devices = [b.device_uuid for b in placement]
-            conn.execute(
-                INSERT_EVENTS,
-                [_event_row(actor, "claim.bound", claim_id, claim.tenant, {"devices": devices}, now)],
-            )
+            tx.event(actor, "claim.bound", claim_id, claim.tenant, {"devices": devices}, now)
             tx.changes.put(claim)
             return claim
 
@@ -355,8 +352,7 @@ class Store:
         now = time.time()
 
         def unit(tx: Tx) -> Claim:
-            conn = tx.conn
-            claim = tx.claim(claim_id) or _read_claim(conn, claim_id)
+            claim = tx.claim(claim_id) or _read_claim(tx.conn, claim_id)
             if owner is not None and claim.tenant != owner:
                 raise NotFound(f"claim {claim_id} not found")
             if not claim.state.is_active:
@@ -367,28 +363,22 @@ class Store:
                 if reason and reason != claim.reason:
                     details["stopped"] = reason
                 final, why = ClaimState.PREEMPTED, claim.reason
-            result = conn.execute(
-                END_CLAIM, {"c_id": claim_id, "c_state": final.value, "c_reason": why, "c_now": now}
-            )
-            if result.rowcount != 1:
-                return _read_claim(conn, claim_id)
-            freed = conn.execute(END_BINDINGS, {"c_id": claim_id}).all()
+            ended_row = {"id": claim_id, "state": final.value, "reason": why, "now": now}
+            if tx.run(END_CLAIM, ended_row).rowcount != 1:
+                return _read_claim(tx.conn, claim_id)
+            freed = tx.run(END_BINDINGS, {"id": claim_id, "yes": True, "no": False}).fetchall()
             if freed:
                 credits = [
-                    {
-                        "d_uuid": row.device_uuid,
-                        "d_memory": int(row.memory_bytes),
-                        "d_compute": int(row.compute_percent),
-                    }
-                    for row in freed
+                    {"uuid": uuid, "memory": int(memory), "compute": int(compute)}
+                    for uuid, memory, compute in freed
                 ]
-                conn.execute(FREE_DEVICE, credits[0] if len(credits) == 1 else credits)
+                tx.run(FREE_DEVICE, credits[0] if len(credits) == 1 else credits)
                 for credit in credits:
-                    tx.changes.charge(credit["d_uuid"], -credit["d_memory"], -credit["d_compute"])
+                    tx.changes.charge(credit["uuid"], -credit["memory"], -credit["compute"])
             action = "claim.released" if final == ClaimState.RELEASED else f"claim.{final.value}"
             if why:
                 details = {"reason": why, **details}
-            conn.execute(INSERT_EVENTS, [_event_row(actor, action, claim_id, claim.tenant, details, now)])
+            tx.event(actor, action, claim_id, claim.tenant, details, now)
             ended = dataclasses.replace(claim, state=final, reason=why, updated_at=now, ended_at=now)
             tx.changes.put(ended)
             return ended
@@ -404,18 +394,13 @@ class Store:
         now = time.time()
 
         def unit(tx: Tx) -> Claim | None:
-            conn = tx.conn
-            result = conn.execute(
-                MARK_PREEMPTING, {"c_id": claim_id, "c_deadline": deadline, "c_reason": reason, "c_now": now}
-            )
-            if result.rowcount != 1:
+            marked = {"id": claim_id, "deadline": deadline, "reason": reason, "now": now}
+            if tx.run(MARK_PREEMPTING, marked).rowcount != 1:
                 return None
-            current = tx.claim(claim_id) or _read_claim(conn, claim_id)
+            current = tx.claim(claim_id) or _read_claim(tx.conn, claim_id)
             claim = dataclasses.replace(current, preempt_deadline=deadline, reason=reason, updated_at=now)
             event = {"reason": reason, "deadline": deadline, **details}
-            conn.execute(
-                INSERT_EVENTS, [_event_row(actor, "claim.preempting", claim_id, claim.tenant, event, now)]
-            )
+            tx.event(actor, "claim.preempting", claim_id, claim.tenant, event, now)
             tx.changes.put(claim)
             return claim
 
@@ -433,7 +418,7 @@ class Store:
             return  # unchanged: nothing to write
 
         def unit(tx: Tx) -> None:
-            result = tx.conn.execute(SET_PENDING_REASON, {"c_id": claim_id, "c_reason": reason})
+            result = tx.run(SET_PENDING_REASON, {"id": claim_id, "reason": reason})
             current = tx.claim(claim_id)
             if result.rowcount == 1 and current is not None:
                 tx.changes.put(dataclasses.replace(current, reason=reason))
@@ -516,8 +501,8 @@ class Store:
         tenant: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        row = _event_row(actor, action, claim_id, tenant, details or {})
-        self.write(lambda tx: tx.conn.execute(INSERT_EVENTS, [row]), PLAIN)
+        now = time.time()
+        self.write(lambda tx: tx.event(actor, action, claim_id, tenant, details or {}, now), PLAIN)
 
     def list_events(
         self,
@@ -561,7 +546,7 @@ class Store:
         tenant: str | None,
         details: dict[str, Any],
     ) -> None:
-        conn.execute(INSERT_EVENTS, [_event_row(actor, action, claim_id, tenant, details)])
+        conn.execute(INSERT_EVENTS, _event_row(actor, action, claim_id, tenant, details))
 
 
 # ---------------------------------------------------------------------- helpers
@@ -569,15 +554,13 @@ def _charge(tx: Tx, placement: Sequence[Binding]) -> None:
     """Charge the placement's devices, refusing (CapacityError) any over-commit; the caller's
     transaction (or savepoint) is rolled back by the exception, undoing earlier charges."""
     for binding in placement:
-        guarded = tx.conn.execute(
-            CHARGE_DEVICE,
-            {
-                "d_uuid": binding.device_uuid,
-                "d_memory": binding.memory_bytes,
-                "d_compute": binding.compute_percent,
-            },
-        )
-        if guarded.rowcount != 1:
+        charge = {
+            "uuid": binding.device_uuid,
+            "memory": binding.memory_bytes,
+            "compute": binding.compute_percent,
+            "yes": True,
+        }
+        if tx.run(CHARGE_DEVICE, charge).rowcount != 1:
             raise CapacityError(f"device {binding.device_uuid} cannot take this binding any more")
         tx.changes.charge(binding.device_uuid, binding.memory_bytes, binding.compute_percent)
 
@@ -627,6 +610,7 @@ def _spec_details(spec: ClaimSpec) -> dict[str, Any]:
 
 
 def _claim_values(claim: Claim) -> dict[str, Any]:
+    """The claim's row, as the prepared INSERT takes it (JSON as text)."""
     spec = claim.spec
     return {
         "id": claim.id,
@@ -637,7 +621,7 @@ def _claim_values(claim: Claim) -> dict[str, Any]:
         "model": spec.model,
         "priority": spec.priority,
         "preemptible": spec.preemptible,
-        "labels": dict(spec.labels),
+        "labels": as_json(dict(spec.labels)),
         "state": claim.state.value,
         "reason": claim.reason,
         "created_at": claim.created_at,
@@ -646,18 +630,21 @@ def _claim_values(claim: Claim) -> dict[str, Any]:
     }
 
 
-def _binding_values(claim_id: str, binding: Binding) -> dict[str, Any]:
-    return {
-        "claim_id": claim_id,
-        "device_uuid": binding.device_uuid,
-        "node": binding.node,
-        "device_index": binding.device_index,
-        "memory_bytes": binding.memory_bytes,
-        "compute_percent": binding.compute_percent,
-        "whole_device": binding.whole_device,
-        "active": True,
-        "missing": False,
-    }
+def _binding_rows(claim_id: str, placement: Sequence[Binding]) -> list[dict[str, Any]]:
+    return [
+        {
+            "claim_id": claim_id,
+            "device_uuid": binding.device_uuid,
+            "node": binding.node,
+            "device_index": binding.device_index,
+            "memory_bytes": binding.memory_bytes,
+            "compute_percent": binding.compute_percent,
+            "whole_device": binding.whole_device,
+            "active": True,
+            "missing": False,
+        }
+        for binding in placement
+    ]
 
 
 def _binding_from_row(b: Row[Any]) -> Binding:

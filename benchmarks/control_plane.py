@@ -104,11 +104,13 @@ async def _check(conn: Connection, method: str, path: str, body: Any = None, ok:
 # -------------------------------------------------------------------------- measurements
 @dataclass
 class Run:
-    """Latencies (seconds) of one closed-loop run: `clients` connections for `seconds`."""
+    """Latencies (seconds) of one closed-loop run: `clients` connections for `seconds`, and the
+    server's CPU seconds meanwhile (robust to a busy machine, unlike the rates)."""
 
     clients: int
     seconds: float
     samples: list[float] = field(default_factory=list)
+    server_cpu_s: float = float("nan")
 
     @property
     def rate(self) -> float:
@@ -126,6 +128,7 @@ class Run:
             "p50_ms": self.pct(0.50) * 1000,
             "p90_ms": self.pct(0.90) * 1000,
             "p99_ms": self.pct(0.99) * 1000,
+            "server_cpu_ms_per_op": self.server_cpu_s / max(1, len(self.samples)) * 1000,
         }
 
 
@@ -140,9 +143,12 @@ async def _claim_release(conn: Connection) -> None:
     await _check(conn, "DELETE", f"/v1/claims/{created['id']}")
 
 
-async def closed_loop(port: int, clients: int, seconds: float, step: Callable[[Connection], Any]) -> Run:
+async def closed_loop(
+    port: int, clients: int, seconds: float, step: Callable[[Connection], Any], pid: int | None = None
+) -> Run:
     """`clients` connections each running `step` back to back until `seconds` have passed."""
     conns = [await Connection("127.0.0.1", port).open() for _ in range(clients)]
+    cpu_before = cpu_seconds(pid) if pid else 0.0
     run = Run(clients, seconds)
     stop_at = time.perf_counter() + seconds
 
@@ -161,6 +167,8 @@ async def closed_loop(port: int, clients: int, seconds: float, step: Callable[[C
         for conn in conns:
             await conn.close()
     run.seconds = time.perf_counter() - started  # the last steps end a little after stop_at
+    if pid:
+        run.server_cpu_s = cpu_seconds(pid) - cpu_before
     return run
 
 
@@ -186,6 +194,12 @@ async def hold_claims(port: int, count: int) -> None:
             await _check(conn, "POST", "/v1/claims", body, ok=201)
     finally:
         await conn.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (all threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> float:
@@ -221,13 +235,16 @@ def throughput(impls: dict[str, str], seconds: float) -> dict[str, Any]:
             asyncio.run(closed_loop(server.port, 4, 0.5, _healthz))
         for clients in CLIENT_COUNTS:
             for name, server in servers.items():
-                health = asyncio.run(closed_loop(server.port, clients, seconds, _healthz))
-                claims = asyncio.run(closed_loop(server.port, clients, seconds, _claim_release))
+                pid = server.proc.pid if server.proc else None
+                health = asyncio.run(closed_loop(server.port, clients, seconds, _healthz, pid))
+                claims = asyncio.run(closed_loop(server.port, clients, seconds, _claim_release, pid))
                 results[name]["healthz"][clients] = health.summary()
                 results[name]["claim_release"][clients] = claims.summary()
                 print(
                     f"  {name}: {clients} client(s): healthz {health.rate:.0f}/s, claim+release "
-                    f"{claims.rate:.0f}/s (p50 {claims.pct(0.5) * 1000:.1f} ms)",
+                    f"{claims.rate:.0f}/s (p50 {claims.pct(0.5) * 1000:.1f} ms); server CPU "
+                    f"{health.summary()['server_cpu_ms_per_op']:.2f} / "
+                    f"{claims.summary()['server_cpu_ms_per_op']:.2f} ms",
                     file=sys.stderr,
                 )
         for name in impls:
@@ -276,15 +293,16 @@ def report(throughputs: dict[str, Any], pools: dict[str, Any]) -> str:
     if throughputs:
         lines += [
             "| server | clients | healthz req/s (p50 / p99 ms) "
-            "| claim+release round trips/s (p50 / p99 ms) |",
-            "|---|---|---|---|",
+            "| claim+release round trips/s (p50 / p99 ms) | server CPU per healthz / round trip |",
+            "|---|---|---|---|---|",
         ]
         for name, result in throughputs.items():
             for clients in CLIENT_COUNTS:
                 h, c = result["healthz"][clients], result["claim_release"][clients]
                 lines.append(
                     f"| {name} | {clients} | {h['per_s']:.0f} ({h['p50_ms']:.1f} / {h['p99_ms']:.1f}) | "
-                    f"{c['per_s']:.0f} ({c['p50_ms']:.1f} / {c['p99_ms']:.1f}) |"
+                    f"{c['per_s']:.0f} ({c['p50_ms']:.1f} / {c['p99_ms']:.1f}) | "
+                    f"{h['server_cpu_ms_per_op']:.2f} / {c['server_cpu_ms_per_op']:.2f} ms |"
                 )
         lines.append("")
         for name, result in throughputs.items():

@@ -48,6 +48,15 @@ class Authenticator:
         self.store = store
         self._admin_hash = hash_token(admin_token)
 
+    def admin_for(self, authorization: str | None) -> Tenant | None:
+        """The admin when the header carries the admin token, else None (without any I/O)."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        if hmac.compare_digest(hash_token(token.strip()), self._admin_hash):
+            return Tenant(name=ADMIN)
+        return None
+
     def tenant_for(self, authorization: str | None) -> Tenant:
         if not authorization:
             raise Unauthorized("missing Authorization: Bearer TOKEN header")

@@ -10,6 +10,7 @@ just leaves the claim pending for the next pass.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -35,6 +36,16 @@ DEFAULT_PREEMPT_GRACE_S = 10.0
 OWNER_SLACK_S = 2.0
 """Extra seconds the backstop leaves a preempted claim whose workload is still recorded as live:
 its owner SIGKILLs it at the deadline and releases it; the pool ends it only if the owner does not."""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What `create_claim` decided under the scheduling lock."""
+
+    live: LiveCluster
+    bindings: tuple[Binding, ...]
+    bind_now: bool
+    reason: str  # why it queues, when it does
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,10 @@ class PoolService:
         self._changed_lock = threading.Lock()
         self._settled: deque[tuple[LiveCluster, tuple[Binding, ...]]] = deque()
         store.subscribe(self._note_commit)
+        # Scheduling passes asked for and done (see `schedule`): one runs at a time, shared.
+        self._pass_turn = threading.Condition()
+        self._pass_running = False
+        self._passes_asked = self._passes_done = self._last_pass_bound = 0
 
     # --------------------------------------------------------------- lifecycle
     def start(self) -> list[Claim]:
@@ -120,29 +135,62 @@ class PoolService:
         With `lease_ttl_s` the claim's lease is taken in that transaction too (see `Store.add_claim`).
         """
         with self._schedule_lock:
-            live = self._current()
-            ahead = self.store.count_pending(min_priority=spec.priority)
-            started = time.perf_counter()
-            result = self.placer.place(spec, live)
-            self.observer.on_decision(time.perf_counter() - started, result.ok)
-            verdict = quota.admit(self.store, self._devices, tenant.name, spec)
-            # While victims drain, room may be promised to a waiting claim: let the pass decide.
-            draining = bool(self.store.view().preempting) if result.ok else False
-            bind_now = result.ok and ahead == 0 and verdict.allowed and not draining
-            if bind_now:
-                live.assume(result.bindings)
-        if bind_now:
+            plan = self._plan(tenant, spec)
+        if plan.bind_now:
             try:
                 return self.store.add_claim(
-                    tenant.name, spec, "", tenant.name, placement=result.bindings, lease_ttl_s=lease_ttl_s
+                    tenant.name, spec, "", tenant.name, placement=plan.bindings, lease_ttl_s=lease_ttl_s
                 )
             except CapacityError:
                 pass  # another process took the room meanwhile: queue it like any other
             finally:
-                self._settled.append((live, result.bindings))  # committed or refused: not assumed now
+                self._settled.append((plan.live, plan.bindings))  # committed or refused: not assumed
+        return self._queue_claim(tenant, spec, plan, lease_ttl_s)
+
+    async def create_claim_async(
+        self, tenant: Tenant, spec: ClaimSpec, lease_ttl_s: float | None = None
+    ) -> Claim:
+        """`create_claim` for an event loop: the decision is made on the loop (it is short) and the
+        commit is awaited without holding a thread. While a scheduling pass holds the pool (it may
+        wait for several commits), the whole claim runs in a worker thread instead."""
+        if not self._schedule_lock.acquire(blocking=False):
+            return await asyncio.to_thread(self.create_claim, tenant, spec, lease_ttl_s)
+        try:
+            plan = self._plan(tenant, spec)
+        finally:
+            self._schedule_lock.release()
+        if plan.bind_now:
+            try:
+                return await self.store.add_claim_async(
+                    tenant.name, spec, "", tenant.name, placement=plan.bindings, lease_ttl_s=lease_ttl_s
+                )
+            except CapacityError:
+                pass
+            finally:
+                self._settled.append((plan.live, plan.bindings))
+        return await asyncio.to_thread(self._queue_claim, tenant, spec, plan, lease_ttl_s)
+
+    def _plan(self, tenant: Tenant, spec: ClaimSpec) -> _Plan:
+        """Where a new claim goes and whether it binds at once (caller holds the scheduling lock);
+        a placement that will bind is assumed in the live cluster until its commit is settled."""
+        live = self._current()
+        ahead = self.store.count_pending(min_priority=spec.priority)
+        started = time.perf_counter()
+        result = self.placer.place(spec, live)
+        self.observer.on_decision(time.perf_counter() - started, result.ok)
+        verdict = quota.admit(self.store, self._devices, tenant.name, spec)
+        # While victims drain, room may be promised to a waiting claim: let the pass decide.
+        draining = bool(self.store.view().preempting) if result.ok else False
+        bind_now = result.ok and ahead == 0 and verdict.allowed and not draining
+        if bind_now:
+            live.assume(result.bindings)
         reason = result.reason if not result.ok else f"queued behind {ahead} earlier claim(s)"
         reason = verdict.reason or reason  # a quota holding the claim back says so first
-        claim = self.store.add_claim(tenant.name, spec, reason, tenant.name, lease_ttl_s=lease_ttl_s)
+        return _Plan(live, result.bindings, bind_now, reason)
+
+    def _queue_claim(self, tenant: Tenant, spec: ClaimSpec, plan: _Plan, lease_ttl_s: float | None) -> Claim:
+        """Record a claim that does not bind at once, and run a pass (it may bind or preempt)."""
+        claim = self.store.add_claim(tenant.name, spec, plan.reason, tenant.name, lease_ttl_s=lease_ttl_s)
         self.schedule()
         return self.store.get_claim(claim.id)  # bound now, or with the pass's reason (may preempt)
 
@@ -163,6 +211,17 @@ class PoolService:
             claim_id, ClaimState.RELEASED, actor=tenant.name, reason=reason, owner=owner
         )
         self.schedule()
+        return released
+
+    async def release_async(self, tenant: Tenant, claim_id: str, reason: str = "") -> Claim:
+        """`release` for an event loop: the commit is awaited; a pass runs in a worker thread only
+        when a claim waits or drains."""
+        owner = None if tenant.is_admin else tenant.name
+        released = await self.store.end_claim_async(
+            claim_id, ClaimState.RELEASED, actor=tenant.name, reason=reason, owner=owner
+        )
+        if self._pass_needed():
+            await asyncio.to_thread(self.schedule)
         return released
 
     def queue(self) -> list[Claim]:
@@ -194,10 +253,34 @@ class PoolService:
         Preempting claims past their deadline are ended first. An in-guarantee claim that does not
         fit waits for claims already draining, or marks new victims; either way the room it will
         take is reserved for the rest of the pass, and it goes first once its victims are gone.
+
+        Callers that ask while a pass runs share the next one: it starts after they asked, so it
+        sees what they changed, and N releases at once cost two passes, not N.
         """
-        state = self.store.view()
-        if not state.pending and not state.preempting:
+        if not self._pass_needed():
             return 0  # nothing waits and nothing drains: the common case after a release
+        with self._pass_turn:
+            self._passes_asked += 1
+            ticket = self._passes_asked
+            while self._passes_done < ticket and self._pass_running:
+                self._pass_turn.wait()
+            if self._passes_done >= ticket:
+                return self._last_pass_bound
+            self._pass_running = True
+            covers = self._passes_asked
+        bound, finished = 0, False
+        try:
+            bound = self._pass()
+            finished = True
+        finally:
+            with self._pass_turn:
+                self._pass_running = False
+                if finished:  # after a failure the next caller runs its own pass
+                    self._passes_done, self._last_pass_bound = covers, bound
+                self._pass_turn.notify_all()
+        return bound
+
+    def _pass(self) -> int:
         with self._schedule_lock:
             now = time.time()
             self.end_overdue_preemptions(now)
@@ -292,6 +375,10 @@ class PoolService:
                 )
             )
         return ended
+
+    def _pass_needed(self) -> bool:
+        state = self.store.view()
+        return bool(state.pending or state.preempting)
 
     # ------------------------------------------------------------ live cluster
     def _note_commit(self, changes: Changes | None) -> None:

@@ -17,15 +17,26 @@ from typing import overload
 
 import numpy as np
 
+from gpupool.errors import CapacityError
 from gpupool.model import Binding, ClaimSpec, Device, format_size
 from gpupool.scheduler.cluster import Cluster, StateInterner
 from gpupool.scheduler.contract import DeviceLoad, PlacementResult
-from gpupool.scheduler.framework import PluginContext, Scheduler
+from gpupool.scheduler.framework import CycleState, PluginContext, Scheduler
+from gpupool.scheduler.plugins.fgd import FgdScore
 from gpupool.scheduler.profiles import build_scheduler, resolve
 from gpupool.scheduler.request import Request
 
 MILLI_PER_PERCENT = 10
 _IMPOSSIBLE = np.iinfo(np.int64).max // 4
+REMEMBERED = 4096
+"""Requests and picks a live cluster remembers (least recently made forgotten first)."""
+
+SpecKey = tuple[int, int | None, int | None, str | None, int]
+
+
+def spec_key(spec: ClaimSpec) -> SpecKey:
+    """What a claim's `Request` depends on (labels and preemptibility do not change its demand)."""
+    return (spec.gpus, spec.memory_bytes, spec.compute_percent, spec.model, spec.priority)
 
 
 def snapshot(
@@ -152,7 +163,20 @@ class LiveCluster(Sequence[DeviceLoad]):
         self._by_uuid = {device.uuid: device for device in self.devices}
         self._assumed: dict[str, tuple[int, int]] = {}
         self._loads: list[DeviceLoad] | None = None
+        # Device sizes never change here, so a claim shape's Request is built once; and a pick is
+        # remembered per (claim, node state) the way scores are (see `_RememberedPicks`).
+        self.requests: dict[SpecKey, Request] = {}
+        self.picks: dict[tuple[object, ...], tuple[int, ...]] = {}
         self.refresh()
+
+    def request(self, spec: ClaimSpec) -> Request:
+        key = spec_key(spec)
+        found = self.requests.get(key)
+        if found is None:
+            if len(self.requests) >= REMEMBERED:
+                del self.requests[next(iter(self.requests))]
+            found = self.requests[key] = request_for(spec, self.cluster)
+        return found
 
     def refresh(self, uuids: Iterable[str] | None = None) -> None:
         """Reread the committed totals of these devices (all when None)."""
@@ -214,6 +238,43 @@ class LiveCluster(Sequence[DeviceLoad]):
         return iter(self._materialised())
 
 
+class _RememberedPicks:
+    """An FGD-style picker whose picks on a live cluster are remembered.
+
+    Its pick is a pure function of the claim, the node's row (free milli and memory per slot, CPU,
+    model; NVLink is fixed per live cluster) and the scorer's `cache_version`, which is exactly
+    what its scores are cached by (per node state, see `StateTable`); so a claim shape placed again
+    on a node in a state seen before costs a dict lookup instead of the fragmentation of every
+    option. Throwaway snapshots (what-ifs) are not remembered.
+    """
+
+    def __init__(self, inner: FgdScore) -> None:
+        self.inner = inner
+        self.NAME = inner.NAME
+        self.memo: dict[tuple[object, ...], tuple[int, ...]] | None = None  # set per live placement
+        self.claim: SpecKey | None = None
+
+    def pick(self, request: Request, cluster: Cluster, node: int, cycle: CycleState) -> tuple[int, ...]:
+        memo = self.memo
+        if memo is None:
+            return self.inner.pick(request, cluster, node, cycle)
+        key = (
+            self.claim,
+            node if cluster.nvlink is not None else -1,
+            cluster.gpu_free_milli[node].tobytes(),
+            cluster.gpu_mem_free_bytes[node].tobytes(),
+            int(cluster.cpu_free_milli[node]),
+            int(cluster.model_id[node]),
+            self.inner.cache_version(cluster),
+        )
+        found = memo.get(key)
+        if found is None:
+            if len(memo) >= REMEMBERED:
+                del memo[next(iter(memo))]
+            found = memo[key] = self.inner.pick(request, cluster, node, cycle)
+        return found
+
+
 class FrameworkPlacer:
     """A `Placer` for the pool: one profile's scheduler, with state (online workload) kept across calls."""
 
@@ -222,6 +283,11 @@ class FrameworkPlacer:
         self.name = profile.name
         self.scheduler: Scheduler = build_scheduler(profile, PluginContext())
         self.scheduler.actions = []  # the Placer contract cannot move bound claims
+        self._picks = (
+            _RememberedPicks(self.scheduler.picker) if isinstance(self.scheduler.picker, FgdScore) else None
+        )
+        if self._picks is not None:
+            self.scheduler.picker = self._picks
         self.interner = StateInterner()
         self._lock = threading.Lock()
 
@@ -229,30 +295,36 @@ class FrameworkPlacer:
         if not cluster:
             return PlacementResult(reason="no device in the pool")
         with self._lock:
-            live = isinstance(cluster, LiveCluster)
             if isinstance(cluster, LiveCluster):
                 snap, devices = cluster.cluster, cluster.slots
+                request = cluster.request(spec)
+                memo = cluster.picks
             else:
                 snap, devices = snapshot(cluster, self.interner)
-            request = request_for(spec, snap)
-            decision, allocation = self.scheduler.schedule(request, snap, learn=learn)
-            if live and allocation is not None:
-                snap.release(allocation)  # the pool decides whether (and when) it is taken
-        if allocation is None:
-            return PlacementResult(reason=decision.status.reason)
-        bindings = []
-        for slot, milli, memory in zip(
-            allocation.gpus, allocation.gpu_milli, allocation.gpu_memory, strict=True
-        ):
-            device = devices[allocation.node][slot]
-            bindings.append(
-                Binding(
-                    device_uuid=device.uuid,
-                    node=device.node,
-                    memory_bytes=memory,
-                    compute_percent=milli // MILLI_PER_PERCENT,
-                    device_index=device.index,
-                    whole_device=spec.whole_gpu,
+                request = request_for(spec, snap)
+                memo = None
+            if self._picks is not None:
+                self._picks.memo, self._picks.claim = memo, spec_key(spec)
+            # Decide only: the pool takes the room itself (assumed, then committed), so the
+            # snapshot is never allocated from and given back.
+            decision = self.scheduler.decide(request, snap, learn=learn)
+            if not decision.status.ok:
+                return PlacementResult(reason=decision.status.reason)
+            fits = snap.fitting_slots(request, decision.node)
+            if len(set(decision.gpus)) != spec.gpus or not all(fits[slot] for slot in decision.gpus):
+                raise CapacityError(f"{self.name}: picked GPUs {decision.gpus} that cannot hold the claim")
+            milli, memory = snap.slot_demand(request, decision.node)
+            row = devices[decision.node]
+            return PlacementResult(
+                bindings=tuple(
+                    Binding(
+                        device_uuid=row[slot].uuid,
+                        node=row[slot].node,
+                        memory_bytes=int(memory[slot]),
+                        compute_percent=int(milli[slot]) // MILLI_PER_PERCENT,
+                        device_index=row[slot].index,
+                        whole_device=spec.whole_gpu,
+                    )
+                    for slot in decision.gpus
                 )
             )
-        return PlacementResult(bindings=tuple(bindings))

@@ -16,6 +16,7 @@ others' commits.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import queue
@@ -23,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine, select
@@ -124,9 +125,37 @@ class Tx:
 
 @dataclass
 class _Item(Generic[T]):
+    """A queued unit and how its caller hears the outcome: a thread waits on a `Future`; a
+    coroutine's asyncio future is resolved on its own loop (no lock, no thread switch there)."""
+
     unit: Callable[[Tx], T]
     kind: str
-    future: Future[T] = field(default_factory=Future)
+    future: Future[T] | None = None
+    waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[T]] | None = None
+    settled: bool = False
+
+    def settle(self, result: Any = None, error: BaseException | None = None) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        if self.waiter is not None:
+            loop, waiting = self.waiter
+            with contextlib.suppress(RuntimeError):  # its loop has closed: nobody is waiting
+                loop.call_soon_threadsafe(_resolve, waiting, result, error)
+        elif self.future is not None:
+            if error is not None:
+                self.future.set_exception(error)
+            else:
+                self.future.set_result(result)
+
+
+def _resolve(waiting: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if waiting.cancelled():
+        return  # the request went away; the unit was committed (or refused) all the same
+    if error is not None:
+        waiting.set_exception(error)
+    else:
+        waiting.set_result(result)
 
 
 class GroupCommit:
@@ -153,19 +182,39 @@ class GroupCommit:
 
         `kind` is STATE for a unit that changes claims, bindings, device totals or quotas (the
         default), PLAIN for one that writes only other records (events)."""
-        item: _Item[T] = _Item(unit, kind)
+        return self.submit(unit, kind).result()
+
+    def submit(self, unit: Callable[[Tx], T], kind: str = STATE) -> Future[T]:
+        """Queue `unit` for the next batch; the future holds its result once committed."""
+        future: Future[T] = Future()
+        self._enqueue(_Item(unit, kind, future=future))
+        return future
+
+    async def run_async(self, unit: Callable[[Tx], T], kind: str = STATE) -> T:
+        """`run` for a coroutine: awaits the commit without holding a thread."""
+        loop = asyncio.get_running_loop()
+        waiting: asyncio.Future[T] = loop.create_future()
+        self._enqueue(_Item(unit, kind, waiter=(loop, waiting)))
+        return await waiting
+
+    def _enqueue(self, item: _Item[Any]) -> None:
         self._ensure_started()
         self._queue.put(item)
-        return item.future.result()
 
     @contextlib.contextmanager
-    def exclusive(self) -> Iterator[Connection]:
-        """A write transaction in the caller's thread, between batches (for records not cached)."""
+    def exclusive(self, touches_state: bool = False) -> Iterator[Connection]:
+        """A write transaction in the caller's thread, between batches. For records the state does
+        not hold; with `touches_state`, for a change of pool state made outside a unit: it bumps
+        the generation and the state is reloaded whole after the commit."""
         guard = self.lock if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
         with guard, self.engine.connect() as conn:
             conn.execution_options(gpupool_write=True)
             with conn.begin():
+                if touches_state:
+                    execute(cursor_of(conn), paramstyle_of(conn), BUMP_GENERATION, {}).fetchone()
                 yield conn
+        if touches_state:
+            self.refresh_if_stale(force=True, own=True)
 
     def close(self) -> None:
         self._closed = True
@@ -235,7 +284,7 @@ class GroupCommit:
                         except BaseException as exc:
                             # Unexpected: undo the whole batch; the others run again without it.
                             log.exception("store write failed; rolling back its batch")
-                            item.future.set_exception(exc)
+                            item.settle(error=exc)
                             raise _RetryOthers([i for i in batch if i is not item]) from exc
                         if nested:
                             tx.run(RELEASE_SAVEPOINT, {})
@@ -249,19 +298,18 @@ class GroupCommit:
         except _RetryOthers as retry:
             return retry.items
         except GpupoolError as exc:  # the only unit of the batch refused: nothing was written
-            batch[0].future.set_exception(exc)
+            batch[0].settle(error=exc)
             return []
         except BaseException as exc:  # the commit (or the generation check) failed: nothing is durable
             log.exception("store commit failed")
             for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(exc)
+                item.settle(error=exc)
             return []
         self._publish(done, generation, reloaded)
         for item, result in results:
-            item.future.set_result(result)
+            item.settle(result)
         for item, error in failed:
-            item.future.set_exception(error)
+            item.settle(error=error)
         return []
 
     def _check_generation(self, conn: Connection, cursor: Any, paramstyle: str) -> int:
@@ -295,10 +343,11 @@ class GroupCommit:
                 log.exception("store listener failed")
 
     # ------------------------------------------------------------- staleness
-    def refresh_if_stale(self, force: bool = False) -> bool:
-        """Reload the state when the database's generation moved (another process wrote); True if
-        it did. One small read (skipped within `FRESH_FOR_S` of the last one unless `force`); the
-        reload reads one consistent snapshot in the caller's thread."""
+    def refresh_if_stale(self, force: bool = False, own: bool = False) -> bool:
+        """Reload the state when the database's generation moved (another process wrote, or `own`:
+        this one, outside the writer); True if it did. One small read (skipped within `FRESH_FOR_S`
+        of the last one unless `force`); the reload reads one consistent snapshot in the caller's
+        thread."""
         now = time.monotonic()
         if not force and now - self._checked_at < FRESH_FOR_S:
             return False
@@ -311,7 +360,7 @@ class GroupCommit:
                 if current is None or int(current) == self.state.generation:
                     return False
                 fresh = self.load(conn)
-        if self.state.generation >= 0:
+        if self.state.generation >= 0 and not own:
             self.shared = True
         if self.state.install(fresh):
             self._notify(None)

@@ -9,11 +9,11 @@ plain Python values (JSON as text, booleans as bool).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection
 
 from gpupool.model import ClaimState
@@ -64,7 +64,8 @@ def execute(
 
 
 def as_json(value: Any) -> str:
-    return json.dumps(value)
+    """JSON text for a JSON column (orjson: a tenth of the json module's time)."""
+    return orjson.dumps(value).decode()
 
 
 BUMP_GENERATION = Sql("UPDATE store_generation SET value = value + 1 WHERE id = 1 RETURNING value")

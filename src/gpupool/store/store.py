@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import secrets
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,12 @@ class Store:
         with self._writer.exclusive() as conn:
             yield conn
 
-    _write = transaction  # the older name, for code written against it
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction that may change anything (claims, devices, quotas) outside a unit:
+        correct but slow (the in-memory state is reloaded whole after it); prefer `write(unit)`."""
+        with self._writer.exclusive(touches_state=True) as conn:
+            yield conn
 
     def subscribe(self, listener: Listener) -> None:
         """Call `listener(changes)` after every commit that changed pool state (`None`: reloaded
@@ -266,6 +271,17 @@ class Store:
         With `lease_ttl_s`, the claim's lease (now + ttl seconds) is taken in the same transaction,
         so a client that dies right after the answer still leaves a claim that will be reclaimed.
         """
+        return self._writer.run(self._add_claim_unit(tenant, spec, reason, actor, placement, lease_ttl_s))
+
+    def _add_claim_unit(
+        self,
+        tenant: str,
+        spec: ClaimSpec,
+        reason: str,
+        actor: str,
+        placement: Sequence[Binding],
+        lease_ttl_s: float | None,
+    ) -> Callable[[Tx], Claim]:
         now = time.time()
         bound = bool(placement)
         claim = Claim(
@@ -301,8 +317,20 @@ class Store:
             tx.changes.put(claim)
             return claim
 
-        result: Claim = self.write(unit)
-        return result
+        return unit
+
+    async def add_claim_async(
+        self,
+        tenant: str,
+        spec: ClaimSpec,
+        reason: str,
+        actor: str,
+        placement: Sequence[Binding] = (),
+        lease_ttl_s: float | None = None,
+    ) -> Claim:
+        """`add_claim` for a coroutine: the commit is awaited without holding a thread."""
+        unit = self._add_claim_unit(tenant, spec, reason, actor, placement, lease_ttl_s)
+        return await self._writer.run_async(unit)
 
     def bind_claim(self, claim_id: str, placement: Sequence[Binding], actor: str = "scheduler") -> Claim:
         """Bind a pending claim to all its devices at once, or change nothing.
@@ -349,6 +377,22 @@ class Store:
         preempting claim that is released (by its owner, its agent or a lease) ends as `preempted`
         with its preemption reason; the release reason goes into the event as `stopped`.
         """
+        return self._writer.run(self._end_claim_unit(claim_id, state, actor, reason, owner))
+
+    async def end_claim_async(
+        self,
+        claim_id: str,
+        state: ClaimState = ClaimState.RELEASED,
+        actor: str = "pool",
+        reason: str = "",
+        owner: str | None = None,
+    ) -> Claim:
+        """`end_claim` for a coroutine: the commit is awaited without holding a thread."""
+        return await self._writer.run_async(self._end_claim_unit(claim_id, state, actor, reason, owner))
+
+    def _end_claim_unit(
+        self, claim_id: str, state: ClaimState, actor: str, reason: str, owner: str | None
+    ) -> Callable[[Tx], Claim]:
         now = time.time()
 
         def unit(tx: Tx) -> Claim:
@@ -383,8 +427,7 @@ class Store:
             tx.changes.put(ended)
             return ended
 
-        ended: Claim = self.write(unit)
-        return ended
+        return unit
 
     def mark_preempting(
         self, claim_id: str, deadline: float, reason: str, actor: str = "scheduler", **details: Any
@@ -472,7 +515,7 @@ class Store:
     # ----------------------------------------------------------------- tenants
     def create_tenant(self, name: str, token_hash: str, actor: str = "admin") -> Tenant:
         now = time.time()
-        with self._write() as conn:
+        with self.transaction() as conn:
             exists = conn.execute(select(schema.tenants.c.name).where(schema.tenants.c.name == name)).first()
             if exists is not None:
                 raise Conflict(f"tenant {name!r} already exists")
@@ -536,6 +579,11 @@ class Store:
             )
             for row in rows
         ]
+
+    def last_event_id(self) -> int:
+        """The id of the newest event (0 when there is none): changes whenever anything happens."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(_events.c.id))).scalar_one() or 0)
 
     @staticmethod
     def _event(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
-from gpupool.api.convert import claim_public
+from gpupool.api.convert import claim_public, json_response
 from gpupool.api.deps import PoolDep, TenantDep
 from gpupool.errors import InvalidRequest
 from gpupool.model import ClaimState
@@ -15,10 +15,11 @@ from gpupool.model.wire import ClaimCreate, ClaimList, ClaimPublic
 router = APIRouter(prefix="/v1/claims", tags=["claims"])
 
 
+# The hot path is a coroutine: the decision is short, the commit is awaited (see PoolService).
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ClaimPublic)
-def create_claim(body: ClaimCreate, pool: PoolDep, tenant: TenantDep) -> ClaimPublic:
-    claim = pool.create_claim(tenant, body.to_spec(), lease_ttl_s=body.lease_ttl_s)
-    return claim_public(claim, pool.queue_position(claim))
+async def create_claim(body: ClaimCreate, pool: PoolDep, tenant: TenantDep) -> Response:
+    claim = await pool.create_claim_async(tenant, body.to_spec(), lease_ttl_s=body.lease_ttl_s)
+    return json_response(claim_public(claim, pool.queue_position(claim)), status.HTTP_201_CREATED)
 
 
 @router.get("", response_model=ClaimList)
@@ -46,5 +47,5 @@ def get_claim(claim_id: str, pool: PoolDep, tenant: TenantDep) -> ClaimPublic:
 
 
 @router.delete("/{claim_id}", response_model=ClaimPublic)
-def release_claim(claim_id: str, pool: PoolDep, tenant: TenantDep) -> ClaimPublic:
-    return claim_public(pool.release(tenant, claim_id))
+async def release_claim(claim_id: str, pool: PoolDep, tenant: TenantDep) -> Response:
+    return json_response(claim_public(await pool.release_async(tenant, claim_id)))

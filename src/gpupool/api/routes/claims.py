@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from gpupool.api.convert import claim_public, json_response
 from gpupool.api.deps import PoolDep, TenantDep
 from gpupool.errors import InvalidRequest
 from gpupool.model import ClaimState
 from gpupool.model.wire import ClaimCreate, ClaimList, ClaimPublic
+from gpupool.pool import PoolService
 
 router = APIRouter(prefix="/v1/claims", tags=["claims"])
 
 
-# The hot path is a coroutine: the decision is short, the commit is awaited (see PoolService).
+# The hot path: coroutines (the decision is short, the commit is awaited, see PoolService), and the
+# pool taken from the app rather than through a dependency (FastAPI resolves each dependency per
+# request; `TenantDep` stays, it is the authentication).
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ClaimPublic)
-async def create_claim(body: ClaimCreate, pool: PoolDep, tenant: TenantDep) -> Response:
+async def create_claim(body: ClaimCreate, request: Request, tenant: TenantDep) -> Response:
+    pool: PoolService = request.app.state.pool
     claim = await pool.create_claim_async(tenant, body.to_spec(), lease_ttl_s=body.lease_ttl_s)
     return json_response(claim_public(claim, pool.queue_position(claim)), status.HTTP_201_CREATED)
 
@@ -47,5 +51,6 @@ def get_claim(claim_id: str, pool: PoolDep, tenant: TenantDep) -> ClaimPublic:
 
 
 @router.delete("/{claim_id}", response_model=ClaimPublic)
-async def release_claim(claim_id: str, pool: PoolDep, tenant: TenantDep) -> Response:
+async def release_claim(claim_id: str, request: Request, tenant: TenantDep) -> Response:
+    pool: PoolService = request.app.state.pool
     return json_response(claim_public(await pool.release_async(tenant, claim_id)))

@@ -329,6 +329,12 @@ class PoolService:
                 drain.bound(result.bindings)
             return bound
 
+    def sync_and_schedule(self) -> int:
+        """The periodic pass: first take in what other processes sharing the store committed (one
+        small read; the state is reloaded only if they did), then schedule."""
+        self.store.refresh()
+        return self.schedule()
+
     def _wait_for_room(
         self, claim: Claim, drain: preemption.Drain, gate: quota.QuotaGate, now: float
     ) -> Sequence[Binding] | None:

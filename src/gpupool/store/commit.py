@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import DBAPIError
 
 from gpupool.errors import GpupoolError
 from gpupool.model import Claim
@@ -83,8 +84,14 @@ class Tx:
         self.events: list[dict[str, Any]] = []
 
     def run(self, sql: Sql, params: Any) -> Any:
-        """Execute a prepared statement (a mapping, or a list of them); returns the cursor."""
-        return execute(self.cursor, self.paramstyle, sql, params)
+        """Execute a prepared statement (a mapping, or a list of them); returns the cursor. A driver
+        error is raised as SQLAlchemy's (IntegrityError, OperationalError...), as for any statement."""
+        try:
+            return execute(self.cursor, self.paramstyle, sql, params)
+        except self.conn.dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(
+                sql.text, params, exc, self.conn.dialect.loaded_dbapi.Error, dialect=self.conn.dialect
+            ) from exc
 
     def event(
         self,
@@ -249,7 +256,13 @@ class GroupCommit:
                     break
                 batch.append(more)
             while batch:
-                batch = self._commit(batch)
+                try:
+                    batch = self._commit(batch)
+                except BaseException as exc:  # a bug here must not stop the writer and hang every caller
+                    log.exception("store writer failed")
+                    for item in batch:
+                        item.settle(error=exc)
+                    batch = []
 
     def _commit(self, batch: list[_Item[Any]]) -> list[_Item[Any]]:
         """Run and commit one batch; returns the units to run again (after an unexpected error in
@@ -305,7 +318,13 @@ class GroupCommit:
             for item in batch:
                 item.settle(error=exc)
             return []
-        self._publish(done, generation, reloaded)
+        try:
+            self._publish(done, generation, reloaded)
+        except Exception:  # committed all the same; only the in-memory copy is in doubt: reread it
+            log.exception("applying a commit to the pool state failed; reloading it")
+            self.state.generation = -1
+            with contextlib.suppress(Exception):
+                self.refresh_if_stale(force=True, own=True)
         for item, result in results:
             item.settle(result)
         for item, error in failed:

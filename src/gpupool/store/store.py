@@ -399,33 +399,7 @@ class Store:
             claim = tx.claim(claim_id) or _read_claim(tx.conn, claim_id)
             if owner is not None and claim.tenant != owner:
                 raise NotFound(f"claim {claim_id} not found")
-            if not claim.state.is_active:
-                return claim
-            details: dict[str, Any] = {}
-            final, why = state, reason
-            if claim.preempting and state in (ClaimState.RELEASED, ClaimState.PREEMPTED):
-                if reason and reason != claim.reason:
-                    details["stopped"] = reason
-                final, why = ClaimState.PREEMPTED, claim.reason
-            ended_row = {"id": claim_id, "state": final.value, "reason": why, "now": now}
-            if tx.run(END_CLAIM, ended_row).rowcount != 1:
-                return _read_claim(tx.conn, claim_id)
-            freed = tx.run(END_BINDINGS, {"id": claim_id, "yes": True, "no": False}).fetchall()
-            if freed:
-                credits = [
-                    {"uuid": uuid, "memory": int(memory), "compute": int(compute)}
-                    for uuid, memory, compute in freed
-                ]
-                tx.run(FREE_DEVICE, credits[0] if len(credits) == 1 else credits)
-                for credit in credits:
-                    tx.changes.charge(credit["uuid"], -credit["memory"], -credit["compute"])
-            action = "claim.released" if final == ClaimState.RELEASED else f"claim.{final.value}"
-            if why:
-                details = {"reason": why, **details}
-            tx.event(actor, action, claim_id, claim.tenant, details, now)
-            ended = dataclasses.replace(claim, state=final, reason=why, updated_at=now, ended_at=now)
-            tx.changes.put(ended)
-            return ended
+            return end_active_claim(tx, claim, state, actor, reason, now)
 
         return unit
 
@@ -485,7 +459,7 @@ class Store:
         wanted = None if states is None else {ClaimState(s).value for s in states}
         if wanted is not None and wanted <= set(ACTIVE_STATES):
             found = []
-            for claim in reversed(self.view().claims.values()):
+            for claim in reversed(list(self.view().claims.values())):  # a copy: the writer may add
                 if claim.state.value in wanted and (tenant is None or claim.tenant == tenant):
                     found.append(claim)
                     if len(found) >= limit:
@@ -598,6 +572,36 @@ class Store:
 
 
 # ---------------------------------------------------------------------- helpers
+def end_active_claim(tx: Tx, claim: Claim, state: ClaimState, actor: str, reason: str, now: float) -> Claim:
+    """Inside a unit: end `claim` (as read in this transaction) and free its devices; an ended
+    claim is returned as it is. See `Store.end_claim` for the preempting case."""
+    if not claim.state.is_active:
+        return claim
+    details: dict[str, Any] = {}
+    final, why = state, reason
+    if claim.preempting and state in (ClaimState.RELEASED, ClaimState.PREEMPTED):
+        if reason and reason != claim.reason:
+            details["stopped"] = reason
+        final, why = ClaimState.PREEMPTED, claim.reason
+    if tx.run(END_CLAIM, {"id": claim.id, "state": final.value, "reason": why, "now": now}).rowcount != 1:
+        return _read_claim(tx.conn, claim.id)
+    freed = tx.run(END_BINDINGS, {"id": claim.id, "yes": True, "no": False}).fetchall()
+    if freed:
+        credits = [
+            {"uuid": uuid, "memory": int(memory), "compute": int(compute)} for uuid, memory, compute in freed
+        ]
+        tx.run(FREE_DEVICE, credits[0] if len(credits) == 1 else credits)
+        for credit in credits:
+            tx.changes.charge(credit["uuid"], -credit["memory"], -credit["compute"])
+    action = "claim.released" if final == ClaimState.RELEASED else f"claim.{final.value}"
+    if why:
+        details = {"reason": why, **details}
+    tx.event(actor, action, claim.id, claim.tenant, details, now)
+    ended = dataclasses.replace(claim, state=final, reason=why, updated_at=now, ended_at=now)
+    tx.changes.put(ended)
+    return ended
+
+
 def _charge(tx: Tx, placement: Sequence[Binding]) -> None:
     """Charge the placement's devices, refusing (CapacityError) any over-commit; the caller's
     transaction (or savepoint) is rolled back by the exception, undoing earlier charges."""

@@ -15,7 +15,11 @@ Reports, per server implementation:
 venv); both are then measured in the same run, one after the other for each measurement, so that a
 comparison is never made across runs on a shared machine.
 
-    .venv/bin/python benchmarks/control_plane.py [--seconds 5] [--baseline-python PATH] [--out FILE]
+`--replicas` adds claim+release with 50 clients spread over 1 and 2 server processes on one store
+(SQLite file; PostgreSQL too where the tests can start one), for this checkout.
+
+    .venv/bin/python benchmarks/control_plane.py [--seconds 5] [--baseline-python PATH] [--replicas]
+        [--out FILE]
 """
 
 from __future__ import annotations
@@ -287,9 +291,74 @@ def pool_sizes(impls: dict[str, str], seconds: float, nodes_list: tuple[int, ...
     return results
 
 
+async def _spread(servers: list[ServerProcess], clients: int, seconds: float) -> list[Run]:
+    """Claim+release with `clients` connections shared out over the servers, all at once."""
+    share = clients // len(servers)
+    return list(await asyncio.gather(*(closed_loop(s.port, share, seconds, _claim_release) for s in servers)))
+
+
+def replicas(seconds: float, clients: int = 50) -> dict[str, Any]:
+    """This checkout only: claim+release round trips/s with `clients` spread over 1 and over 2
+    server processes on one SQLite file (and on one PostgreSQL when the tests' helper can start
+    one), all on the same machine."""
+    results: dict[str, Any] = {}
+    databases: list[tuple[str, Callable[[Path], str]]] = [("sqlite", lambda home: str(home / "shared.db"))]
+    postgres = None
+    try:
+        from pgctl import start_postgres, unavailable_reason
+
+        if unavailable_reason() is None:
+            postgres = start_postgres()
+            names = iter(range(1000))
+            databases.append(("postgres", lambda _home: postgres.create_database(f"bench_{next(names)}")))
+    except Exception as exc:  # the benchmark still reports SQLite
+        print(f"  (no PostgreSQL: {exc})", file=sys.stderr)
+    try:
+        for backend, make_db in databases:
+            for processes in (1, 2):
+                with tempfile.TemporaryDirectory() as scratch:
+                    home = Path(scratch)
+                    db = make_db(home)
+                    servers = [
+                        ServerProcess(home=home / f"s{i}", simulate="2x8xH100-80GB", db=db)
+                        for i in range(processes)
+                    ]
+                    for server in servers:
+                        server.home.mkdir()
+                        server.start(timeout_s=120)
+                    try:
+                        asyncio.run(_spread(servers, clients, seconds))  # warm-up
+                        runs = asyncio.run(_spread(servers, clients, seconds))
+                    finally:
+                        for server in servers:
+                            server.stop()
+                rate = sum(run.rate for run in runs)
+                samples = [x for run in runs for x in run.samples]
+                merged = Run(clients, seconds, samples)
+                results[f"{backend} x{processes}"] = {**merged.summary(), "per_s": rate}
+                print(
+                    f"  replicas: {backend}, {processes} process(es): {rate:.0f} round trips/s",
+                    file=sys.stderr,
+                )
+    finally:
+        if postgres is not None:
+            postgres.stop()
+    return results
+
+
 # ------------------------------------------------------------------------------ report
-def report(throughputs: dict[str, Any], pools: dict[str, Any]) -> str:
+def report(
+    throughputs: dict[str, Any], pools: dict[str, Any], processes: dict[str, Any] | None = None
+) -> str:
     lines = []
+    if processes:
+        lines += [
+            "| store, server processes | claim+release round trips/s (p50 / p99 ms) |",
+            "|---|---|",
+        ]
+        for name, row in processes.items():
+            lines.append(f"| {name} | {row['per_s']:.0f} ({row['p50_ms']:.1f} / {row['p99_ms']:.1f}) |")
+        lines.append("")
     if throughputs:
         lines += [
             "| server | clients | healthz req/s (p50 / p99 ms) "
@@ -349,6 +418,7 @@ def main() -> None:
     parser.add_argument("--nodes", default=",".join(map(str, POOL_NODES)), help="pool sizes (nodes of 8)")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-pools", action="store_true")
+    parser.add_argument("--replicas", action="store_true", help="also: 1 vs 2 server processes on one store")
     parser.add_argument("--out", type=Path, help="write raw numbers as JSON here")
     args = parser.parse_args()
     impls = {}
@@ -360,8 +430,9 @@ def main() -> None:
     throughputs = {} if args.skip_throughput else throughput(impls, args.seconds)
     nodes = tuple(int(n) for n in args.nodes.split(",") if n)
     pools = {} if args.skip_pools else pool_sizes(impls, args.seconds, nodes)
+    processes = replicas(args.seconds) if args.replicas else {}
     print(f"load average after: {os.getloadavg()}", file=sys.stderr)
-    print(report(throughputs, pools))
+    print(report(throughputs, pools, processes))
     if args.out:
         raw = {
             "machine": platform.platform(),
@@ -372,6 +443,7 @@ def main() -> None:
             "servers": impls,
             "throughput": throughputs,
             "pools": pools,
+            "replicas": processes,
         }
         args.out.write_text(json.dumps(raw, indent=2))
 

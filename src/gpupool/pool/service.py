@@ -100,11 +100,9 @@ class PoolService:
     def refresh_devices(self) -> list[Claim]:
         """Re-read the inventory (nodes may have joined or left since); flag bindings on vanished
         devices as missing and return their claims."""
-        devices = sorted(self.backend.devices(), key=lambda d: (d.node, d.index))
-        vanished = self.store.sync_devices(devices)
-        with self._schedule_lock:
-            self._devices = devices
-            self._live = None  # rebuilt for the new inventory at the next decision
+        self._devices = sorted(self.backend.devices(), key=lambda d: (d.node, d.index))
+        self._live = None  # rebuilt for the new inventory at the next decision
+        vanished = self.store.sync_devices(self._devices)
         affected = self.store.mark_missing_bindings([d.uuid for d in vanished])
         for claim in affected:
             log.warning("claim %s is bound to a device that is gone; marked missing", claim.id)

@@ -1,11 +1,11 @@
 """Group commit: one writer thread runs the write units of concurrent callers in one transaction.
 
 A caller hands the writer a *unit* (a function of a `Tx`) and waits for its result. The writer takes
-every unit queued meanwhile, runs them in one transaction (each in its own SAVEPOINT when there are
-several, so one refused unit never undoes another) and commits once: N waiting requests share one
-fsync instead of queueing for one each. Only after the commit are the units' `Changes` applied to
-the in-memory `PoolState` and their callers answered, so nothing is acknowledged (or shown to a
-reader) before it is durable.
+every unit queued meanwhile, runs them in one transaction (a unit that may refuse after writing
+takes a SAVEPOINT first, so one refused unit never undoes another) and commits once: N waiting
+requests share one fsync instead of queueing for one each. Only after the commit are the units'
+`Changes` applied to the in-memory `PoolState` and their callers answered, so nothing is
+acknowledged (or shown to a reader) before it is durable.
 
 Coherence across processes: the first statement of a batch that changes pool state bumps the
 `store_generation` row. The value it returns tells whether anyone else committed since this
@@ -73,7 +73,13 @@ class Tx:
     are not committed yet, so they live in an overlay)."""
 
     def __init__(
-        self, conn: Connection, cursor: Any, paramstyle: str, state: PoolState, earlier: Changes
+        self,
+        conn: Connection,
+        cursor: Any,
+        paramstyle: str,
+        state: PoolState,
+        earlier: Changes,
+        shared_batch: bool = False,
     ) -> None:
         self.conn = conn
         self.cursor = cursor
@@ -82,16 +88,30 @@ class Tx:
         self.earlier = earlier
         self.changes = Changes()
         self.events: list[dict[str, Any]] = []
+        self.shared_batch = shared_batch  # other units share the transaction
+        self.guarded = False  # a savepoint was taken for this unit
+        self.changed_rows = False  # some statement of this unit changed a row
+
+    def guard(self) -> None:
+        """Call before the first write when the unit may still refuse (raise a GpupoolError) after
+        writing: in a shared batch its writes then go in a savepoint that a refusal rolls back.
+        A unit that refuses before changing any row needs none (most do: checks come first)."""
+        if self.shared_batch and not self.guarded:
+            execute(self.cursor, self.paramstyle, SAVEPOINT, {})
+            self.guarded = True
 
     def run(self, sql: Sql, params: Any) -> Any:
         """Execute a prepared statement (a mapping, or a list of them); returns the cursor. A driver
         error is raised as SQLAlchemy's (IntegrityError, OperationalError...), as for any statement."""
         try:
-            return execute(self.cursor, self.paramstyle, sql, params)
+            cursor = execute(self.cursor, self.paramstyle, sql, params)
         except self.conn.dialect.loaded_dbapi.Error as exc:
             raise DBAPIError.instance(
                 sql.text, params, exc, self.conn.dialect.loaded_dbapi.Error, dialect=self.conn.dialect
             ) from exc
+        if sql.writes and cursor.rowcount and cursor.rowcount > 0:
+            self.changed_rows = True
+        return cursor
 
     def event(
         self,
@@ -280,18 +300,21 @@ class GroupCommit:
                     cursor, style = cursor_of(conn), paramstyle_of(conn)
                     if any(item.kind == STATE for item in batch):
                         generation = self._check_generation(conn, cursor, style)
-                    nested = len(batch) > 1  # then each unit in a savepoint: a refusal undoes only it
+                    shared = len(batch) > 1
                     for item in batch:
-                        tx = Tx(conn, cursor, style, self.state, done)
-                        if nested:
-                            tx.run(SAVEPOINT, {})
+                        tx = Tx(conn, cursor, style, self.state, done, shared_batch=shared)
                         try:
                             result = item.unit(tx)
                         except GpupoolError as exc:  # a refusal (capacity, conflict, not found)
-                            if not nested:
+                            if not shared:
                                 raise
-                            tx.run(ROLLBACK_SAVEPOINT, {})
-                            tx.run(RELEASE_SAVEPOINT, {})
+                            if tx.guarded:  # undo only this unit
+                                execute(cursor, style, ROLLBACK_SAVEPOINT, {})
+                                execute(cursor, style, RELEASE_SAVEPOINT, {})
+                            elif tx.changed_rows:  # a unit without a guard refused after writing: a bug
+                                log.error("a store unit refused after writing without a guard: %s", exc)
+                                item.settle(error=exc)
+                                raise _RetryOthers([i for i in batch if i is not item]) from exc
                             failed.append((item, exc))
                             continue
                         except BaseException as exc:
@@ -299,8 +322,8 @@ class GroupCommit:
                             log.exception("store write failed; rolling back its batch")
                             item.settle(error=exc)
                             raise _RetryOthers([i for i in batch if i is not item]) from exc
-                        if nested:
-                            tx.run(RELEASE_SAVEPOINT, {})
+                        if tx.guarded:
+                            execute(cursor, style, RELEASE_SAVEPOINT, {})
                         done.merge(tx.changes)
                         events.extend(tx.events)
                         results.append((item, result))

@@ -27,6 +27,7 @@ class Sql:
 
     def __init__(self, text: str) -> None:
         self.text = " ".join(text.split())
+        self.writes = self.text.upper().startswith(("INSERT", "UPDATE", "DELETE"))
         self._rendered: dict[str, str] = {}
 
     def render(self, paramstyle: str) -> str:

@@ -300,6 +300,8 @@ class Store:
         binding_rows = _binding_rows(claim.id, placement)
 
         def unit(tx: Tx) -> Claim:
+            if len(placement) > 1:
+                tx.guard()  # the second device may refuse after the first was charged
             if placement:
                 # First, so that a placement that no longer fits costs one statement.
                 _charge(tx, placement)
@@ -342,6 +344,7 @@ class Store:
         binding_rows = _binding_rows(claim_id, placement)
 
         def unit(tx: Tx) -> Claim:
+            tx.guard()  # a device may refuse after the claim's row changed
             if tx.run(BIND_CLAIM, {"id": claim_id, "now": now}).rowcount != 1:
                 raise Conflict(f"claim {claim_id} is not pending")
             _charge(tx, placement)

@@ -42,8 +42,8 @@ from gpupool.store.statements import (
     ROLLBACK_SAVEPOINT,
     SAVEPOINT,
     Sql,
-    as_json,
     cursor_of,
+    event_row,
     execute,
     paramstyle_of,
 )
@@ -123,16 +123,7 @@ class Tx:
         timestamp: float | None = None,
     ) -> None:
         """Append an audit event; the batch writes its units' events together, before its commit."""
-        self.events.append(
-            {
-                "timestamp": time.time() if timestamp is None else timestamp,
-                "actor": actor,
-                "action": action,
-                "claim_id": claim_id,
-                "tenant": tenant,
-                "details": as_json(details),
-            }
-        )
+        self.events.append(event_row(actor, action, claim_id, tenant, details, timestamp))
 
     def claim(self, claim_id: str) -> Claim | None:
         """The claim as of this point of the batch if it is active (pending or bound), else None

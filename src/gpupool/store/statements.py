@@ -10,6 +10,7 @@ plain Python values (JSON as text, booleans as bool).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -62,6 +63,25 @@ def execute(
     else:
         cursor.executemany(sql.render(paramstyle), params)
     return cursor
+
+
+def event_row(
+    actor: str,
+    action: str,
+    claim_id: str | None,
+    tenant: str | None,
+    details: dict[str, Any],
+    timestamp: float | None = None,
+) -> dict[str, Any]:
+    """One audit event as `INSERT_EVENT` takes it."""
+    return {
+        "timestamp": time.time() if timestamp is None else timestamp,
+        "actor": actor,
+        "action": action,
+        "claim_id": claim_id,
+        "tenant": tenant,
+        "details": as_json(details),
+    }
 
 
 def as_json(value: Any) -> str:

@@ -40,14 +40,18 @@ from gpupool.store.statements import (
     FREE_DEVICE,
     INSERT_BINDING,
     INSERT_CLAIM,
+    INSERT_EVENT,
     INSERT_LEASE,
     MARK_PREEMPTING,
     SET_PENDING_REASON,
     as_json,
+    cursor_of,
+    event_row,
+    execute,
+    paramstyle_of,
 )
 
 _claims, _bindings, _devices, _events = schema.claims, schema.bindings, schema.devices, schema.events
-INSERT_EVENTS = insert(_events)
 SELECT_CLAIM = select(_claims).where(_claims.c.id == bindparam("c_id"))
 SELECT_BINDINGS = (
     select(_bindings)
@@ -571,7 +575,8 @@ class Store:
         tenant: str | None,
         details: dict[str, Any],
     ) -> None:
-        conn.execute(INSERT_EVENTS, _event_row(actor, action, claim_id, tenant, details))
+        row = event_row(actor, action, claim_id, tenant, details)
+        execute(cursor_of(conn), paramstyle_of(conn), INSERT_EVENT, row)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -634,24 +639,6 @@ def _claims_with_bindings(conn: Connection, rows: Sequence[Row[Any]]) -> list[Cl
     for b in conn.execute(SELECT_BINDINGS, {"c_ids": list(by_claim)}):
         by_claim[b.claim_id].append(_binding_from_row(b))
     return [_claim_from_row(row, by_claim[row.id]) for row in rows]
-
-
-def _event_row(
-    actor: str,
-    action: str,
-    claim_id: str | None,
-    tenant: str | None,
-    details: dict[str, Any],
-    timestamp: float | None = None,
-) -> dict[str, Any]:
-    return {
-        "timestamp": time.time() if timestamp is None else timestamp,
-        "actor": actor,
-        "action": action,
-        "claim_id": claim_id,
-        "tenant": tenant,
-        "details": details,
-    }
 
 
 def _spec_details(spec: ClaimSpec) -> dict[str, Any]:

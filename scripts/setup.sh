@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Set up gpupool in ./.venv (idempotent). `--dev` adds test and lint tools.
+# Set up gpupool in ./.venv (idempotent). `--dev` adds test and lint tools, `--vms` VM support.
 # Works on a fresh Debian with Python 3.11; installs python3-venv with apt when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras=""
 [[ "${1:-}" == "--dev" ]] && extras="[dev]"
+[[ "${1:-}" == "--vms" ]] && extras="[vms]"  # `serve --libvirt` (VMs); [dev] includes it
 
 python=${PYTHON:-python3}
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
@@ -22,6 +23,17 @@ if [[ ! -x .venv/bin/python ]]; then
     fi
 fi
 
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
-echo "setup: gpupool installed in $(pwd)/.venv (run .venv/bin/gpupool --help)" >&2
+# Skip pip when this pyproject.toml was installed already with these extras (or more): a rerun is
+# instant and needs no network. The stamp is "<sha256 of pyproject.toml> <extras>".
+stamp=.venv/.gpupool-setup
+pyproject_hash=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [[ -x .venv/bin/gpupool && -f $stamp ]] && read -r done_hash done_extras <"$stamp" \
+    && [[ $done_hash == "$pyproject_hash" && ( -z $extras || $done_extras == "$extras" ) ]]; then
+    echo "setup: .venv is up to date" >&2
+else
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+    [[ -n "$extras" ]] && bash scripts/libvirt-build-deps.sh .venv/bin/python
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
+    echo "$pyproject_hash ${extras:-[]}" >"$stamp"
+fi
+echo "setup: gpupool installed in $(pwd)/.venv; \`source .venv/bin/activate\` puts gpupool on your PATH" >&2

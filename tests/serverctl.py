@@ -30,7 +30,10 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
     python: str = sys.executable  # another checkout's interpreter serves that checkout (benchmarks)
+    wrapper: tuple[str, ...] = ()  # a command the server runs under, e.g. `unshare --pid ...`
+    extra_env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    default_store: bool = False  # no --db: the store `serve` picks in GPUPOOL_HOME
 
     @property
     def url(self) -> str:
@@ -41,6 +44,7 @@ class ServerProcess:
         env = dict(os.environ)
         env.update(GPUPOOL_HOME=str(self.home), GPUPOOL_ADMIN_TOKEN=ADMIN_TOKEN, GPUPOOL_URL=self.url)
         env.pop("GPUPOOL_TOKEN", None)
+        env.update(self.extra_env)
         return env
 
     def start(self, timeout_s: float = 30.0) -> ServerProcess:
@@ -55,11 +59,13 @@ class ServerProcess:
             "--port",
             str(self.port),
         ]
-        args += ["--db", db, "--log-level", "warning", *self.extra_args]
+        args += [*(() if self.default_store else ("--db", db)), "--log-level", "warning", *self.extra_args]
         if not self.simulate:  # simulate="" serves this host's real GPUs (NVML)
             args = [arg for arg in args if arg not in ("--simulate", "")]
         log = open(self.home / f"server-{self.port}.log", "ab")  # noqa: SIM115 - lives as long as the server
-        self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [*self.wrapper, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -1,4 +1,4 @@
-"""Where gpupool keeps its files, and the client config that `serve` writes for its user.
+"""Where gpupool keeps its files (the client config `serve` writes is in `client_config`).
 
 `GPUPOOL_HOME` puts everything under one folder (tests, containers); otherwise the platform's
 user data and config dirs are used.
@@ -6,9 +6,7 @@ user data and config dirs are used.
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
@@ -37,33 +35,3 @@ def write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     os.chmod(path, 0o600)
-
-
-@dataclass(frozen=True)
-class ClientConfig:
-    url: str
-    token: str
-
-
-def client_config_path() -> Path:
-    return config_dir() / "client.json"
-
-
-def save_client_config(config: ClientConfig) -> Path:
-    path = client_config_path()
-    write_private(path, json.dumps({"url": config.url, "token": config.token}, indent=2) + "\n")
-    return path
-
-
-def load_client_config() -> ClientConfig | None:
-    """URL and token from GPUPOOL_URL / GPUPOOL_TOKEN, else from the file `serve` wrote."""
-    saved: dict[str, str] = {}
-    path = client_config_path()
-    if path.exists():
-        try:
-            saved = json.loads(path.read_text())
-        except (OSError, ValueError):
-            saved = {}
-    url = os.environ.get("GPUPOOL_URL") or saved.get("url") or f"http://127.0.0.1:{DEFAULT_PORT}"
-    token = os.environ.get("GPUPOOL_TOKEN") or saved.get("token") or ""
-    return ClientConfig(url=url.rstrip("/"), token=token)

@@ -9,7 +9,8 @@ GpupoolError
 ├── CapacityError           placement would over-commit a device (never reaches users as 5xx)
 ├── DeviceBackendError      a device backend cannot be used
 │   └── NvmlUnavailable     NVML library or driver missing (carries a hint)
-└── ServerUnreachable       the SDK cannot reach the API server
+├── ServerUnreachable       the SDK cannot reach the API server
+└── WaitTimeout             a claim was not bound within the time the caller would wait
 """
 
 from __future__ import annotations
@@ -69,6 +70,12 @@ class StoreUnavailable(GpupoolError):
 
 class ServerUnreachable(GpupoolError):
     status_code = 503
+
+
+class WaitTimeout(GpupoolError):
+    """`claim(wait=True, timeout_s=...)` gave up; the claim it made was released."""
+
+    status_code = 408
 
 
 ERRORS_BY_STATUS: dict[int, type[GpupoolError]] = {

@@ -43,8 +43,8 @@ def agent(tmp_path: Path) -> Iterator[NodeAgent]:
 def test_failing_event_is_logged_and_the_loop_lives_on(
     agent: NodeAgent, caplog: pytest.LogCaptureFixture
 ) -> None:
-    counting = Counting(agent, interval_s=1.0)
-    agent.events = [Failing(agent, interval_s=1.0), counting]
+    counting = Counting(None, interval_s=1.0)
+    agent.events = [Failing(None, interval_s=1.0), counting]
     with caplog.at_level(logging.ERROR, logger="gpupool.agent"):
         agent.tick(100.0)
         agent.tick(100.5)  # not due yet
@@ -58,9 +58,9 @@ def test_idle_reclaim_uses_the_tenant_override(agent: NodeAgent) -> None:
     pool.store.create_tenant("team-a", "hash-a")
     team = pool.create_claim(Tenant(name="team-a"), ClaimSpec(memory_bytes=GiB))
     other = pool.create_claim(Tenant(name="admin"), ClaimSpec(memory_bytes=GiB))
-    agent.records.set_idle_timeout("team-a", 0)  # never
-    later = max(team.bound_at or 0, other.bound_at or 0, agent._started_at) + 6
-    agent.reclaim_idle(later)
+    agent.ctx.records.set_idle_timeout("team-a", 0)  # never
+    later = max(team.bound_at or 0, other.bound_at or 0, agent.idle.started_at) + 6
+    agent.idle.reclaim(later)
     assert pool.store.get_claim(team.id).state.value == "bound"
     assert pool.store.get_claim(other.id).state.value == "released"
-    assert agent.idle_timeout_for("team-a") is None and agent.idle_timeout_for("admin") == 5.0
+    assert agent.idle.timeout_for("team-a") is None and agent.idle.timeout_for("admin") == 5.0

@@ -3,8 +3,9 @@
     python workload.py [--memory BYTES] [--util PCT] [--sleep S] [--exit CODE] [--grow-to BYTES]
         [--env KEY ...] [--ignore-term] [--term-delay S]
 
-It writes its usage to $GPUPOOL_SIM_USAGE_FILE (set by the gpupool agent on the simulated
-backend), prints the requested environment variables, sleeps, and exits with the given code.
+It declares its usage in the directory of $GPUPOOL_SIM_USAGE_FILE (set by the gpupool agent on the
+simulated backend), one `<pid>.json` per process, so several processes of one claim each count;
+it prints the requested environment variables, sleeps, and exits with the given code.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import time
 
 
 def declare(memory: int, util: float) -> None:
-    path = os.environ.get("GPUPOOL_SIM_USAGE_FILE")
-    if not path:
+    usage_file = os.environ.get("GPUPOOL_SIM_USAGE_FILE")
+    if not usage_file:
         return
-    tmp = f"{path}.{os.getpid()}.tmp"
+    path = os.path.join(os.path.dirname(usage_file), f"{os.getpid()}.json")
+    tmp = f"{path}.tmp"
     with open(tmp, "w") as handle:
-        json.dump({"memory_bytes": memory, "utilization_percent": util}, handle)
+        json.dump({"memory_bytes": memory, "utilization_percent": util, "pid": os.getpid()}, handle)
     os.replace(tmp, path)  # atomic: the agent never reads half a file
 
 

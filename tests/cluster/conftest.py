@@ -51,7 +51,10 @@ def control_plane(
     # The ping deadline is the product default (1 s): shorter ones declared live nodes dead when the
     # 2-core machine was busy with other work.
     cluster = ClusterMode.join(ray_cluster.address, ClusterOptions(interval_s=0.2, ping_timeout_s=1.0))
-    pool = PoolService(Store(home / "pool.db"), cluster.backend, make_placer("default"))
+    # As `serve --ray` builds it: nodes join later, so a claim too big for now waits.
+    pool = PoolService(
+        Store(home / "pool.db"), cluster.backend, make_placer("default"), fixed_inventory=False
+    )
     pool.start()
     options = AgentOptions(state_dir=home / "state", mps=MpsMode.OFF, reaper_interval_s=0.2, tick_s=0.05)
     agent = NodeAgent(pool, options)

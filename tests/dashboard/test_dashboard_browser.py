@@ -3,7 +3,6 @@ package; nothing is downloaded at test time). Skipped, with the reason, when eit
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,29 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
+from browserctl import require_browser, signed_in_page
 from serverctl import ADMIN_TOKEN, ServerProcess
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="Playwright's Python package is missing: pip install -e '.[dev]'"
-)
-if not CHROMIUM.exists():
-    pytest.skip(
-        "no /usr/bin/chromium: as root, apt-get install -y chromium (scripts/test.sh does it)",
-        allow_module_level=True,
-    )
+require_browser()  # skips the module, with the reason, without Playwright or Chromium
 
 
 @pytest.fixture(scope="module")
@@ -50,27 +32,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 def page(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A signed-in dashboard page in a fresh Chromium profile."""
     profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1440, "height": 900},
-        )
-        try:
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(f"{server.url}/")
-            page.fill("#token", ADMIN_TOKEN)
-            page.click("#login-form button[type=submit]")
-            page.wait_for_selector("#conn[data-state=live]", timeout=10_000)
-            yield page
-            assert errors == [], f"JavaScript errors on the page: {errors}"
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
+    with signed_in_page(server.url, ADMIN_TOKEN, profile, {"width": 1440, "height": 900}) as page:
+        yield page
 
 
 def test_dashboard_shows_every_device_of_the_pool(page: Any) -> None:
@@ -89,12 +52,16 @@ def test_claim_made_through_the_api_appears_without_reload(page: Any, server: Se
         assert claim["state"] == "bound"
         page.wait_for_selector(f'.seg[data-claim="{claim["id"]}"]', timeout=2_000)
         seen_after_s = time.monotonic() - started
-        team_a.post("/v1/claims", json={"gpus": 1, "memory": "8GiB", "model": "A100*"})
+        # Above team-a's limit, so it waits in the queue (with the quota as its reason).
+        with server.client() as admin:
+            admin.put("/v1/tenants/team-a/quota", json={"limit": "1gpu"}).raise_for_status()
+        queued = team_a.post("/v1/claims", json={"gpus": 2}).json()
+        assert queued["state"] == "pending"
         page.wait_for_selector("#queue li[data-claim]", timeout=2_000)
     assert seen_after_s < 2.0
     assert page.evaluate("window.__noReload") is True, "the page was reloaded"
     assert claim["id"] in page.inner_text("#events")
-    assert "A100*" in page.inner_text("#queue")
+    assert queued["id"] in page.inner_text("#queue")
     assert "team-a" in page.inner_text("#tenants")
     page.wait_for_timeout(2_500)  # a couple of utilization samples for the sparklines
     ARTIFACTS.mkdir(exist_ok=True)

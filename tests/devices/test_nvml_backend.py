@@ -121,8 +121,8 @@ def test_telemetry(fake_nvml: FakeNvml) -> None:
     assert [(p.pid, p.used_memory_bytes) for p in gpu1.processes] == [(100, 20 * GiB), (101, 10 * GiB)]
     # usedGpuMemory None (not accountable) counts as 0 bytes
     assert [(p.pid, p.used_memory_bytes) for p in samples[GPU2].processes] == [(200, 0)]
-    # MIG instances have no utilization counter: 0, but their processes still show
-    assert samples[MIG_B].utilization_percent == 0.0
+    # MIG instances have no utilization counter: N/A (never 0, which would read as idle)
+    assert samples[MIG_B].utilization_percent is None
     assert [p.pid for p in samples[MIG_B].processes] == [4242]
     assert all(s.timestamp > 0 for s in samples.values())
 

@@ -101,12 +101,16 @@ def test_pending_claim_binds_when_capacity_frees(server: ServerProcess) -> None:
             http.delete(f"/v1/claims/{claim['id']}")
 
 
-def test_model_constraint_that_matches_nothing_stays_pending_with_reason(server: ServerProcess) -> None:
+def test_model_constraint_that_matches_nothing_is_refused_with_what_the_pool_has(
+    server: ServerProcess,
+) -> None:
     with server.client() as http:
-        claim = http.post("/v1/claims", json={"memory": "1GiB", "model": "A100*"}).json()
-        assert claim["state"] == "pending"
-        assert "A100*" in claim["reason"]
-        http.delete(f"/v1/claims/{claim['id']}")
+        answer = http.post("/v1/claims", json={"memory": "1GiB", "model": "A100*"})
+        assert answer.status_code == 422
+        assert answer.json()["detail"] == (
+            "model: no device matches 'A100*', so this claim could never bind; this pool has H100-80GB"
+        )
+        assert http.get("/v1/claims", params={"state": "pending"}).json()["items"] == []
 
 
 def test_unknown_claim_is_404(server: ServerProcess) -> None:

@@ -33,8 +33,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def _detached(server: ServerProcess, *args: str) -> tuple[str, int]:
-    """A preemptible claim of tenant b running `workload.py ARGS` under the node agent."""
-    with server.client(server.tokens["b"]) as http:  # type: ignore[attr-defined]
+    """A preemptible claim of the admin running `workload.py ARGS` under the node agent (the
+    admin's detached workloads run as the server's user; a tenant's need an OS user, which
+    tests/e2e/test_trust_boundary.py covers)."""
+    with server.client() as http:
         victim = http.post("/v1/claims", json={"gpus": 1, "preemptible": True}).json()
         assert victim["state"] == "bound", victim
         body = {"claim_id": victim["id"], "command": workload_cmd(*args), "detach": True}

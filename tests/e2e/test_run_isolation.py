@@ -113,14 +113,16 @@ def test_claim_env_starts_the_daemon_and_exports_what_a_process_started_by_hand_
 
 
 def test_claim_env_of_a_pending_claim_says_so_and_exports_nothing(server: ServerProcess) -> None:
-    printed = gpupool(server, "claim", "--gpus", "2", "--env")
+    holder = gpupool(server, "claim", "--gpus", "1", "--json")  # the one GPU, so the next one waits
+    assert holder.returncode == 0, holder.stderr
+    printed = gpupool(server, "claim", "--gpus", "1", "--env")
     claim_id = printed.stdout.split()[2]
     try:
         assert printed.returncode == 0, printed.stderr
         assert printed.stdout.startswith(f"# claim {claim_id} is pending: ")
         assert "export" not in printed.stdout
     finally:
-        gpupool(server, "release", claim_id)
+        gpupool(server, "release", claim_id, json.loads(holder.stdout)["id"])
 
 
 def test_broken_mps_server_is_recovered_with_an_event(server: ServerProcess) -> None:
@@ -143,18 +145,37 @@ def test_broken_mps_server_is_recovered_with_an_event(server: ServerProcess) -> 
             ]
         )
         (pipe / "fault").write_text("a client hit an illegal address\n")
-        recovered = wait_for(lambda: [e for e in events(server) if e["action"] == "mps.recovered"], timeout=8)
+        recovered = wait_for(
+            lambda: [e for e in events(server) if e["action"] == "mps.recovered"], timeout=20
+        )
         assert claim_id in recovered[-1]["details"]["claims"]
         actions = [e["action"] for e in events(server)]
         assert actions.index("mps.fault") < actions.index("mps.recovered")
+        # The restart: `quit` to the broken daemon, then a fresh `-d` (the next health check may
+        # already have queried the new daemon by the time we look).
         calls = _stub_calls(server)
-        assert [c["argv"] for c in calls[-2:]] == [[], ["-d"]] and calls[-2]["stdin"] == "quit"
+        quits = [i for i, c in enumerate(calls) if c["argv"] == [] and c["stdin"] == "quit"]
+        assert quits and calls[quits[-1] + 1]["argv"] == ["-d"], [(c["argv"], c["stdin"]) for c in calls]
         assert claim(server, claim_id)["state"] == "bound", "recovery does not take the claim away"
     finally:
         gpupool(server, "stop", claim_id)
 
 
-def test_watchdog_stops_only_the_process_over_its_quota(server: ServerProcess) -> None:
+@pytest.fixture(scope="module")
+def watchdog_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The watchdog alone: fast telemetry and grace, but a lease and no MPS daemon that a loaded
+    machine could make late (a late heartbeat or daemon start ended `run` with 2, not 137)."""
+    args = ("--lease-ttl", "60", "--telemetry-interval", "0.2", "--watchdog-grace", "1", "--watchdog", "kill")
+    home = tmp_path_factory.mktemp("watchdog")
+    proc = ServerProcess(home=home, simulate="1x1xH100-80GB", extra_args=(*args, "--mps", "off")).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def test_watchdog_stops_only_the_process_over_its_quota(watchdog_server: ServerProcess) -> None:
+    server = watchdog_server
     # Two 10 GiB vGPUs on the one GPU; the greedy one grows to 20 GiB and ignores SIGTERM.
     greedy = start_gpupool(
         server,
@@ -167,16 +188,20 @@ def test_watchdog_stops_only_the_process_over_its_quota(server: ServerProcess) -
         *workload_cmd("--memory", str(9 * GiB), "--util", "60", "--sleep", "4", "--exit", "0"),
     )  # fmt: skip
     try:
-        greedy.communicate(timeout=20)
-        out, err = neighbour.communicate(timeout=20)
+        greedy_out, greedy_err = greedy.communicate(timeout=30)
+        out, err = neighbour.communicate(timeout=30)
     finally:
         kill_quietly(greedy)
         kill_quietly(neighbour)
-    assert greedy.returncode == 137, "SIGTERM ignored, so SIGKILL after the grace period"
-    assert neighbour.returncode == 0, err
-    assert "workload done" in out
+    told = (
+        f"\n--- greedy (exit {greedy.returncode}) ---\n{greedy_out}{greedy_err}"
+        f"\n--- neighbour (exit {neighbour.returncode}) ---\n{out}{err}\n--- server ---\n{server.log_text()}"
+    )
+    assert greedy.returncode == 137, "SIGTERM ignored, so SIGKILL after the grace period" + told
+    assert neighbour.returncode == 0, told
+    assert "workload done" in out, told
     watchdog = [e for e in events(server) if e["action"].startswith("watchdog.")]
-    assert [e["action"] for e in watchdog] == ["watchdog.terminate", "watchdog.kill"]
+    assert [e["action"] for e in watchdog] == ["watchdog.terminate", "watchdog.kill"], told
     assert len({e["claim_id"] for e in watchdog}) == 1
     assert watchdog[0]["details"]["used_memory_bytes"] == 20 * GiB
     assert watchdog[0]["details"]["limit_bytes"] == 10 * GiB

@@ -10,8 +10,9 @@ import pytest
 
 from gpupool.errors import Forbidden, InvalidRequest
 from gpupool.isolation import MpsManager, framework_hints
-from gpupool.isolation.mig import create_instance, parse_profile, profile_model_pattern
+from gpupool.isolation.mig import create_instance
 from gpupool.model import Binding, Claim, ClaimSpec, ClaimState, GiB
+from gpupool.model.mig import instance_model, parse_profile, split_instance_model
 
 STUB = Path(__file__).with_name("mps_stub.py")
 UUID = "GPU-11111111-2222-3333-4444-555555555555"
@@ -77,7 +78,9 @@ def test_hints_only_for_fractions() -> None:
 
 def test_mig_profiles() -> None:
     assert parse_profile(" 1G.10GB ") == "1g.10gb"
-    assert profile_model_pattern("3g.40gb", "H100*") == "H100* MIG 3g.40gb"
+    assert instance_model("H100-80GB", "3G.40GB") == "H100-80GB MIG 3g.40gb"
+    assert split_instance_model("H100-80GB MIG 1g.10gb+me") == ("H100-80GB", "1g.10gb+me")
+    assert split_instance_model("H100-80GB") is None
     with pytest.raises(InvalidRequest, match="MIG profile"):
         parse_profile("half")
     with pytest.raises(Forbidden, match="--allow-mig-reconfig"):

@@ -57,3 +57,19 @@ def test_warn_and_off_never_signal(mode: WatchdogMode, actions: list[str]) -> No
     assert [a.action for a in dog.enforce(over, 0.0)] == actions
     assert dog.enforce(over, 100.0) == []  # warned once per offence
     assert sent == []
+
+
+def test_a_claims_processes_are_summed_and_all_stopped() -> None:
+    owners = {10: "c-a", 11: "c-a", 20: "c-b"}
+    limits = {("c-a", DEV): 10 * GiB, ("c-b", DEV): 10 * GiB}
+    # Two processes of c-a, each under its 10 GiB, together over; c-b alone under.
+    [over] = find_overuse([sample((10, 6 * GiB), (11, 7 * GiB), (20, 9 * GiB))], owners, limits)
+    assert (over.claim_id, over.pids, over.used_memory_bytes, over.limit_bytes) == (
+        "c-a", (11, 10), 13 * GiB, 10 * GiB
+    )  # fmt: skip
+    sent: list[tuple[int, int]] = []
+    dog = Watchdog(WatchdogMode.KILL, grace_s=1.0, send_signal=lambda pid, sig: sent.append((pid, sig)))
+    assert [a.action for a in dog.enforce([over], now=0.0)] == ["terminate"]
+    assert [a.action for a in dog.enforce([over], now=1.5)] == ["kill"]
+    assert sent == [(11, signal.SIGTERM), (10, signal.SIGTERM), (11, signal.SIGKILL), (10, signal.SIGKILL)]
+    assert dog.enforce([], now=2.0) == [], "back under quota: the offence is over"

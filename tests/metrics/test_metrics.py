@@ -16,13 +16,16 @@ GiB = 1024**3
 
 @pytest.fixture(scope="module")
 def busy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A 2x4 pool with a fractional claim, a whole-GPU claim and one claim that cannot fit."""
+    """A 2x4 pool with a fractional claim, a whole-GPU claim and one claim that cannot fit now."""
     proc = ServerProcess(home=tmp_path_factory.mktemp("metrics")).start()
     try:
         with proc.client() as http:
+            # 4 GPUs fill one node, so the slice and the pair share the other, and a second 4-GPU
+            # claim has no whole node left to go to (for now).
+            assert http.post("/v1/claims", json={"gpus": 4}).status_code == 201
             assert http.post("/v1/claims", json={"memory": "20GiB", "compute": 25}).status_code == 201
             assert http.post("/v1/claims", json={"gpus": 2}).status_code == 201
-            assert http.post("/v1/claims", json={"gpus": 1, "model": "A100*"}).json()["state"] == "pending"
+            assert http.post("/v1/claims", json={"gpus": 4}).json()["state"] == "pending"
             assert http.get("/v1/claims/c-missing").status_code == 404
         yield proc
     finally:
@@ -57,7 +60,7 @@ def test_device_series_match_the_api(busy_server: ServerProcess) -> None:
         assert _by_uuid(series[name]) == {uuid: float(d[field]) for uuid, d in devices.items()}, name
     claims = _by_uuid(series["gpupool_device_claims"])
     assert claims == {uuid: float(len(d["claims"])) for uuid, d in devices.items()}
-    assert sum(claims.values()) == 3  # one fractional vGPU and a two-GPU gang
+    assert sum(claims.values()) == 7  # a four-GPU gang, one fractional vGPU and a two-GPU gang
 
     labels = {labels["UUID"]: labels for labels, _ in series["gpupool_device_memory_total_bytes"]}
     for uuid, device in devices.items():
@@ -82,9 +85,9 @@ def test_tenant_scheduler_and_api_series(busy_server: ServerProcess) -> None:
     total = _device_memory_bytes(busy_server)
     [(labels, allocated)] = series["gpupool_tenant_allocated_gpus"]
     assert labels == {"tenant": "admin"}
-    assert allocated == pytest.approx(2 + 20 * GiB / total)  # a whole-GPU pair and a 20GiB/25% slice
-    assert series["gpupool_tenant_allocated_memory_bytes"] == [({"tenant": "admin"}, 20 * GiB + 2 * total)]
-    assert series["gpupool_tenant_allocated_compute_percent"] == [({"tenant": "admin"}, 225.0)]
+    assert allocated == pytest.approx(6 + 20 * GiB / total)  # whole GPUs 4 + 2 and a 20GiB/25% slice
+    assert series["gpupool_tenant_allocated_memory_bytes"] == [({"tenant": "admin"}, 20 * GiB + 6 * total)]
+    assert series["gpupool_tenant_allocated_compute_percent"] == [({"tenant": "admin"}, 625.0)]
     assert series["gpupool_tenant_pending_claims"] == [({"tenant": "admin"}, float(len(pending)))]
     assert series["gpupool_scheduler_queue_length"] == [({}, float(len(pending)))]
 
@@ -97,7 +100,7 @@ def test_tenant_scheduler_and_api_series(busy_server: ServerProcess) -> None:
         (labels["method"], labels["route"]): value
         for labels, value in series["gpupool_api_request_duration_seconds_count"]
     }
-    assert requests[("POST", "/v1/claims")] >= 3
+    assert requests[("POST", "/v1/claims")] >= 4
     errors = {
         (labels["route"], labels["status"]): value for labels, value in series["gpupool_api_errors_total"]
     }

@@ -43,7 +43,8 @@ def test_second_terminal_claims_with_the_config_serve_wrote(
     cli_server: ServerProcess, user_env: dict[str, str]
 ) -> None:
     config = json.loads((cli_server.home / "config" / "client.json").read_text())
-    assert config["url"] == cli_server.url
+    assert config["default"] == cli_server.url
+    assert config["servers"][cli_server.url]["token"] == "test-admin-token"
     assert oct((cli_server.home / "config" / "client.json").stat().st_mode & 0o777) == "0o600"
 
     claimed = gpupool("claim", "--memory", "10GiB", "--compute", "25", "--json", env=user_env)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gpupool.errors import InvalidRequest
-from gpupool.model import ClaimSpec, format_size, parse_percent, parse_size
+from gpupool.model import ClaimSpec, describe_size, format_size, parse_percent, parse_size
 
 GiB = 1024**3
 
@@ -17,12 +17,14 @@ GiB = 1024**3
         ("512MiB", 512 * 1024**2),
         ("1.5G", 1_500_000_000),
         ("2gb", 2_000_000_000),
-        ("1024", 1024),
+        ("10GB", 10_000_000_000),
+        ("10gi", 10 * GiB),
+        ("1024B", 1024),
         (" 3 GiB ", 3 * GiB),
         (4096, 4096),
         ("1TiB", 1024**4),
     ],
-    ids=["gib", "mib", "decimal-g", "lower-gb", "bytes-string", "spaces", "int", "tib"],
+    ids=["gib", "mib", "decimal-g", "lower-gb", "decimal-gb", "gi", "bytes-unit", "spaces", "int", "tib"],
 )
 def test_parse_size_accepts(text: str | int, expected: int) -> None:
     assert parse_size(text) == expected
@@ -81,12 +83,42 @@ def test_parse_percent_rejects(value: object) -> None:
         parse_percent(value)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("text", ["10", "1024", " 7 ", "0.5"], ids=["ten", "kilo", "spaces", "fraction"])
+def test_a_size_without_a_unit_is_refused_with_both_readings(text: str) -> None:
+    number = text.strip()
+    with pytest.raises(InvalidRequest) as caught:
+        parse_size(text)
+    assert caught.value.message == (
+        f"memory: {number!r} has no unit: write {number}GiB (binary) or {number}GB (decimal)"
+    )
+
+
 @pytest.mark.parametrize(
     ("num_bytes", "text"),
-    [(10 * GiB, "10GiB"), (1536 * 1024**2, "1.5GiB"), (512, "512B"), (3 * 1024**2, "3MiB")],
+    [
+        (10 * GiB, "10GiB"),
+        (1536 * 1024**2, "1.5GiB"),
+        (512, "512B"),
+        (3 * 1024**2, "3MiB"),
+        (85_520_809_984, "79.6GiB"),
+        (80 * GiB - 1, "80GiB"),
+    ],
 )
 def test_format_size(num_bytes: int, text: str) -> None:
     assert format_size(num_bytes) == text
+
+
+@pytest.mark.parametrize(
+    ("num_bytes", "text"),
+    [
+        (10 * GiB, "10GiB (10.7GB)"),
+        (10_000_000_000, "9.3GiB (10GB)"),
+        (85_520_809_984, "79.6GiB (85.5GB)"),
+        (512 * 1024**2, "512MiB (536.9MB)"),
+    ],
+)
+def test_describe_size_shows_binary_and_decimal(num_bytes: int, text: str) -> None:
+    assert describe_size(num_bytes) == text
 
 
 @pytest.mark.parametrize(

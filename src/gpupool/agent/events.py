@@ -1,14 +1,12 @@
 """The agent's periodic events (after SkyPilot's skylet): each a tiny class with a NAME, an
 interval and one `run`. The loop runs them in order; one failing event is logged and the loop
-lives on.
+lives on. Each event only calls the part of the agent that does its job.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
-
-if TYPE_CHECKING:
-    from gpupool.agent.agent import NodeAgent
+from collections.abc import Callable
+from typing import ClassVar
 
 
 class AgentEvent:
@@ -16,13 +14,15 @@ class AgentEvent:
 
     NAME: ClassVar[str] = "event"
 
-    def __init__(self, agent: NodeAgent, interval_s: float) -> None:
-        self.agent = agent
+    def __init__(self, job: Callable[[float], None] | None, interval_s: float) -> None:
+        self.job = job
         self.interval_s = interval_s
         self.next_run_at = 0.0
 
     def run(self, now: float) -> None:
-        raise NotImplementedError
+        if self.job is None:
+            raise NotImplementedError
+        self.job(now)
 
 
 class LeaseReaperEvent(AgentEvent):
@@ -30,17 +30,11 @@ class LeaseReaperEvent(AgentEvent):
 
     NAME = "lease-reaper"
 
-    def run(self, now: float) -> None:
-        self.agent.reap_expired_leases(now)
-
 
 class WorkloadReaperEvent(AgentEvent):
     """Notice ended workload processes (release their claims) and stop workloads of ended claims."""
 
     NAME = "workload-reaper"
-
-    def run(self, now: float) -> None:
-        self.agent.reap_workloads(now)
 
 
 class TelemetryEvent(AgentEvent):
@@ -48,17 +42,12 @@ class TelemetryEvent(AgentEvent):
 
     NAME = "telemetry"
 
-    def run(self, now: float) -> None:
-        self.agent.sample_telemetry(now)
-
 
 class WatchdogEvent(AgentEvent):
-    """Stop processes that use more device memory than their claim holds."""
+    """Stop a claim's processes that together use more device memory than the claim holds;
+    report GPU processes that belong to no claim."""
 
     NAME = "watchdog"
-
-    def run(self, now: float) -> None:
-        self.agent.enforce_memory(now)
 
 
 class IdleReclaimEvent(AgentEvent):
@@ -66,14 +55,8 @@ class IdleReclaimEvent(AgentEvent):
 
     NAME = "idle-reclaim"
 
-    def run(self, now: float) -> None:
-        self.agent.reclaim_idle(now)
-
 
 class MpsHealthEvent(AgentEvent):
     """Quit MPS daemons nobody needs; detect a broken one and recover it."""
 
     NAME = "mps-health"
-
-    def run(self, now: float) -> None:
-        self.agent.check_mps(now)

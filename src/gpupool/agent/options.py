@@ -34,3 +34,5 @@ class AgentOptions:
     mps_control: str = DEFAULT_CONTROL_BINARY
     mps_check_interval_s: float = 5.0
     allow_mig_reconfig: bool = False
+    watch_unclaimed: bool = True  # report GPU processes that belong to no claim (local devices)
+    kill_unclaimed: bool = False  # and stop them (SIGTERM, SIGKILL after the watchdog grace)

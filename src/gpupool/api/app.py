@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gpupool import __version__
 from gpupool.api import management
 from gpupool.api.auth import Authenticator
-from gpupool.api.routes import claims, devices, events, health, nodes, tenants
+from gpupool.api.routes import claims, devices, events, health, nodes, tenants, vms
 from gpupool.errors import GpupoolError
 from gpupool.pool import PoolService
 
@@ -29,7 +29,7 @@ def create_app(
     pool: PoolService, admin_token: str, schedule_interval_s: float = SCHEDULE_INTERVAL_S
 ) -> FastAPI:
     @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A periodic pass binds claims freed by other processes sharing the store.
         task = asyncio.create_task(_schedule_forever(pool, schedule_interval_s))
         try:
@@ -38,6 +38,13 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            # Here, not after `uvicorn.run` returns: on SIGTERM/SIGINT uvicorn re-raises the signal
+            # once it has stopped, so code after `run` never runs.
+            for hook in reversed(app.state.shutdown_hooks):
+                try:
+                    await asyncio.to_thread(hook)
+                except Exception:  # one failing hook must not keep the others from running
+                    log.exception("shutdown step %s failed", getattr(hook, "__qualname__", hook))
 
     app = FastAPI(
         title="gpupool",
@@ -46,8 +53,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.pool = pool
+    app.state.shutdown_hooks = []  # callables run (last added first) when the server stops
     app.state.auth = Authenticator(pool.store, admin_token)
-    for module in (health, devices, claims, events, tenants, nodes):
+    for module in (health, devices, claims, events, tenants, nodes, vms):
         app.include_router(module.router)
     management.install(app, pool)  # /metrics, dashboard, stream, quotas
     _install_error_handlers(app)

@@ -23,6 +23,7 @@ def claim_public(claim: Claim, queue_position: int | None = None) -> ClaimPublic
         memory_bytes=spec.memory_bytes,
         compute_percent=spec.compute_percent,
         model=spec.model,
+        mig=spec.mig,
         priority=spec.priority,
         preemptible=spec.preemptible,
         labels=dict(spec.labels),
@@ -65,6 +66,7 @@ def device_public(view: DeviceView) -> DevicePublic:
         mig_capable=device.mig_capable,
         mig_mode=device.mig_mode,
         parent_uuid=device.parent_uuid,
+        schedulable=device.schedulable,
         nvlink_peers=list(device.nvlink_peers),
         claims=list(view.claim_ids),
     )

@@ -83,6 +83,6 @@ class LiveHub:
     def _sample(self) -> None:
         for sample in self.pool.backend.telemetry():
             series = self.history.get(sample.uuid)
-            if series is not None:
+            if series is not None and sample.utilization_percent is not None:  # N/A: no point
                 series.append(round(sample.utilization_percent, 1))
         self.sample_id += 1

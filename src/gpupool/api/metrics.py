@@ -77,12 +77,13 @@ class PoolCollector(Collector):
             families["claims"].add_metric(labels, len(view.claim_ids))
             if view.telemetry is not None:
                 families["memory_used"].add_metric(labels, view.telemetry.memory_used_bytes)
-                families["utilization"].add_metric(labels, view.telemetry.utilization_percent)
+                if view.telemetry.utilization_percent is not None:  # N/A (MIG instances): no sample
+                    families["utilization"].add_metric(labels, view.telemetry.utilization_percent)
         yield from families.values()
 
     def _tenants(self) -> Iterator[Metric]:
         claims = self.pool.store.list_claims(states=[ClaimState.PENDING, ClaimState.BOUND], limit=1_000_000)
-        usage = tenant_usage(claims, self.pool.devices)
+        usage = tenant_usage(claims, self.pool.schedulable_devices)
         names = sorted({t.name for t in self.pool.store.list_tenants()} | set(usage))
         gauges = {
             "allocated_gpus": GaugeMetricFamily(

@@ -9,6 +9,7 @@ from gpupool.api.convert import claim_public, event_public
 from gpupool.api.live import LiveHub
 from gpupool.model import Claim, ClaimState, Tenant
 from gpupool.model.overview import DeviceCard, Overview, Segment, TenantRow
+from gpupool.model.vm import VM_DOMAIN_LABEL
 from gpupool.pool import PoolService
 from gpupool.pool.fairshare import fair_order
 from gpupool.pool.quota import QuotaGate
@@ -41,6 +42,7 @@ def build_overview(
                     tenant=claim.tenant if mine else OTHER_TENANT,
                     memory_bytes=binding.memory_bytes,
                     compute_percent=binding.compute_percent,
+                    holder=claim.spec.labels.get(VM_DOMAIN_LABEL) if mine else None,
                 )
             )
     devices = [
@@ -80,15 +82,22 @@ def build_overview(
 
 def queue_order(pool: PoolService, active: list[Claim]) -> list[Claim]:
     """Pending claims in the order the pool will try them (fair share across tenants)."""
-    gate = QuotaGate(QuotaRecords(pool.store).quotas(), tenant_usage(active, pool.devices), pool.devices)
+    gate = QuotaGate(
+        QuotaRecords(pool.store).quotas(),
+        tenant_usage(active, pool.schedulable_devices),
+        pool.schedulable_devices,
+    )
     pending = sorted((c for c in active if c.state == ClaimState.PENDING), key=lambda c: c.created_at)
-    return fair_order(pending, gate, pool.devices)
+    return fair_order(pending, gate, pool.schedulable_devices)
 
 
 def tenant_rows(pool: PoolService, active: list[Claim], viewer: Tenant) -> list[TenantRow]:
-    usage = tenant_usage(active, pool.devices)
+    usage = tenant_usage(active, pool.schedulable_devices)
     quotas = QuotaRecords(pool.store).quotas()
-    names = sorted({t.name for t in pool.store.list_tenants()} | set(usage))
+    tenants = pool.store.list_tenants()
+    # Colours by creation order: a new tenant takes the next slot and nobody's colour changes.
+    slots = {t.name: slot for slot, t in enumerate(sorted(tenants, key=lambda t: (t.created_at, t.name)))}
+    names = sorted({t.name for t in tenants} | set(usage))
     if not viewer.is_admin:
         names = [name for name in names if name == viewer.name]
     rows = []
@@ -107,6 +116,7 @@ def tenant_rows(pool: PoolService, active: list[Claim], viewer: Tenant) -> list[
                 allocated_compute_percent=entry.allocated_compute_percent if entry else 0,
                 bound_claims=entry.bound_claims if entry else 0,
                 pending_claims=entry.pending_claims if entry else 0,
+                colour=slots.get(name, -1),
             )
         )
     return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -16,4 +17,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable JSON out
 
 
 def make_client(url: str | None, token: str | None) -> Client:
-    return Client(url=url, token=token)
+    """A client for the server named by --url/GPUPOOL_URL, else the user's running default; when
+    this user runs several servers, say on stderr which one answers."""
+    client = Client(url=url, token=token)
+    if client.other_servers:
+        others = ", ".join(client.other_servers)
+        sys.stderr.write(f"gpupool: talking to {client.url} (also running: {others}; pick one with --url)\n")
+    return client

@@ -10,10 +10,11 @@ from typing import Annotated
 import typer
 
 from gpupool import __version__
-from gpupool.cli import claims, inventory, run, sim, tenants, top, workloads
+from gpupool.cli import claims, inventory, kube, run, sim, tenants, top, vm, workloads
 from gpupool.cli.output import EXIT_USAGE
 from gpupool.cli.serve_agent import (
     IdleTimeoutOpt,
+    KillUnclaimedOpt,
     LeaseTtlOpt,
     MigReconfigOpt,
     MpsControlOpt,
@@ -64,7 +65,7 @@ def serve(
         str | None, typer.Option("--simulate", help="simulated pool spec, e.g. 2x8xH100-80GB,1x4xA100-40GB")
     ] = None,
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 7070,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, envvar="GPUPOOL_PORT")] = 7070,
     db: Annotated[str | None, typer.Option("--db", help="SQLite path or SQLAlchemy URL")] = None,
     policy: Annotated[str, typer.Option("--policy", help="scheduler policy")] = "default",
     log_level: Annotated[LogLevel, typer.Option("--log-level", case_sensitive=False)] = LogLevel.INFO,
@@ -77,12 +78,31 @@ def serve(
     mps_control: MpsControlOpt = "nvidia-cuda-mps-control",
     state_dir: StateDirOpt = None,
     allow_mig_reconfig: MigReconfigOpt = False,
+    kill_unclaimed: KillUnclaimedOpt = False,
     ray: Annotated[
         str | None, typer.Option("--ray", help="cluster mode: join the Ray cluster at ADDRESS (or auto)")
     ] = None,
     preempt_grace: Annotated[
         float, typer.Option("--preempt-grace", min=0, help="seconds a preempted workload gets to stop")
     ] = 10.0,
+    kube_config: kube.KubeOpt = None,
+    kube_host: kube.KubeHostOpt = None,
+    kube_port: kube.KubePortOpt = kube.DEFAULT_KUBE_PORT,
+    kube_tls_cert: kube.KubeCertOpt = None,
+    kube_tls_key: kube.KubeKeyOpt = None,
+    kube_scheduler_name: kube.KubeSchedulerOpt = None,
+    libvirt: Annotated[
+        str | None, typer.Option("--libvirt", help="VM mode: pool this libvirt host's GPUs for its domains")
+    ] = None,
+    libvirt_gpus: Annotated[
+        str | None,
+        typer.Option(
+            "--libvirt-gpus", help="GPUs from this libvirt URI instead (a test:/// host, to try VMs)"
+        ),
+    ] = None,
+    libvirt_host_root: Annotated[
+        str | None, typer.Option("--libvirt-host-root", help="that host's /sys and /dev are here (default /)")
+    ] = None,
 ) -> None:
     """Run the pool: API, scheduler, store and node agent (a simulated pool when no GPU is found)."""
     from gpupool.api.server import ServeOptions
@@ -90,11 +110,17 @@ def serve(
 
     agent = agent_options(
         lease_ttl, idle_timeout, watchdog, watchdog_grace, telemetry_interval, mps, mps_control, state_dir,
-        allow_mig_reconfig,
+        allow_mig_reconfig, kill_unclaimed,
     )  # fmt: skip
     level = log_level.value
     options = ServeOptions(simulate=simulate, host=host, port=port, db=db, policy=policy, log_level=level)
-    run_server(replace(options, agent=agent, ray=ray, preempt_grace_s=preempt_grace))
+    kube_opts = kube.kube_options(
+        kube_config, host, kube_host, kube_port, kube_tls_cert, kube_tls_key, kube_scheduler_name
+    )
+    options = replace(
+        options, libvirt=libvirt, libvirt_host_root=libvirt_host_root, libvirt_gpus=libvirt_gpus
+    )
+    run_server(replace(options, agent=agent, ray=ray, preempt_grace_s=preempt_grace, kube=kube_opts))
 
 
 app.command()(claims.claim)
@@ -104,11 +130,13 @@ app.command()(inventory.devices)
 app.command()(inventory.events)
 app.command()(top.top)
 app.add_typer(tenants.app, name="tenants")
+app.add_typer(vm.app, name="vm")
 app.command(context_settings={"allow_interspersed_args": False})(run.run)
 app.command()(workloads.logs)
 app.command()(workloads.stop)
 app.command("idle-timeout")(workloads.idle_timeout)
 app.command()(sim.sim)
+app.add_typer(kube.app, name="kube")
 
 
 def main() -> None:

@@ -49,3 +49,9 @@ def ago(timestamp: float | None) -> str:
 
 def clock(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def short_clock(timestamp: float) -> str:
+    """`14:31:59` today, `12-01 14:31` on another day: the time column of narrow tables."""
+    moment = dt.datetime.fromtimestamp(timestamp)
+    return moment.strftime("%H:%M:%S" if moment.date() == dt.date.today() else "%m-%d %H:%M")

@@ -21,20 +21,18 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from rich.status import Status
 
 from gpupool.cli.common import TokenOpt, UrlOpt, make_client
 from gpupool.cli.lease import LeaseKeeper
-from gpupool.cli.output import err_console, fail
+from gpupool.cli.output import fail
 from gpupool.cli.remote import remote_node, run_remote
+from gpupool.cli.waiting import bound_line, queue_progress
 from gpupool.client import Client
 from gpupool.errors import GpupoolError
 from gpupool.isolation.procfs import die_with_parent
-from gpupool.model import format_size
 from gpupool.model.wire import ClaimPublic
 from gpupool.model.workload_wire import LeasePublic
 
-POLL_S = 0.25
 LEASE_TTL_S = 30.0
 """Lease taken with the claim (same transaction); the first heartbeat sets the server's TTL."""
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -66,10 +64,6 @@ def run(
     token: TokenOpt = None,
 ) -> None:
     """Run CMD on a vGPU: claim, wait in the queue, start CMD with the vGPU environment, release at exit."""
-    if mig is not None:
-        from gpupool.isolation.mig import profile_model_pattern
-
-        model = profile_model_pattern(mig, model)
     compute_value: int | str | None = int(compute) if compute and compute.isdigit() else compute
     code = 0
     handed_over = False  # a detached CMD's claim belongs to the node agent
@@ -77,7 +71,7 @@ def run(
         previous = {sig: signal.signal(sig, _raise_interrupted) for sig in FORWARDED}
         claim = client.claim(
             gpus=gpus, memory=memory, compute=compute_value, model=model, priority=priority,
-            lease_ttl_s=LEASE_TTL_S,
+            lease_ttl_s=LEASE_TTL_S, mig=mig,
         )  # fmt: skip
         keeper: LeaseKeeper | None = None
         child: dict[str, subprocess.Popen[bytes]] = {}
@@ -116,40 +110,17 @@ def _wait_bound(client: Client, claim: ClaimPublic, wait: bool) -> ClaimPublic:
     """Poll until the claim is bound, showing queue position and reason; fail if it ends."""
     if claim.state == "pending" and not wait:
         fail(f"claim {claim.id} cannot bind now: {claim.reason} (released; drop --no-wait to queue)")
-    shown = ""
-    status: Status | None = None
-    if claim.state == "pending" and err_console.is_terminal:
-        status = err_console.status("")
-        status.start()
-    try:
-        while claim.state == "pending":
-            line = f"claim {claim.id} pending #{claim.queue_position or '?'}: {claim.reason}"
-            if status is not None:
-                status.update(line)
-            elif line != shown:
-                sys.stderr.write(f"gpupool: {line}\n")
-                sys.stderr.flush()
-            shown = line
-            time.sleep(POLL_S)
-            claim = client.get_claim(claim.id)
-    finally:
-        if status is not None:
-            status.stop()
-    if claim.state != "bound":
-        fail(
-            f"claim {claim.id} ended while waiting: {claim.state}"
-            + (f" ({claim.reason})" if claim.reason else "")
-        )
-    where = ", ".join(
-        f"{b.node}/{b.device_index} {format_size(b.memory_bytes)} {b.compute_percent}%"
-        for b in claim.bindings
-    )
-    sys.stderr.write(f"gpupool: claim {claim.id} bound: {where}\n")
+    with queue_progress() as show:
+        claim = client.wait_bound(claim, on_wait=show)
+    sys.stderr.write(f"gpupool: {bound_line(claim)}\n")
     return claim
 
 
 def _detach(client: Client, claim: ClaimPublic, command: list[str]) -> None:
-    workload = client.create_workload(claim.id, command, detach=True, cwd=os.getcwd(), env=dict(os.environ))
+    # The caller's variables go along (minus gpupool's own: tokens never travel); the server drops
+    # what a detached workload must not get and runs it as the tenant's OS user.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GPUPOOL_")}
+    workload = client.create_workload(claim.id, command, detach=True, cwd=os.getcwd(), env=env)
     sys.stderr.write(
         f"gpupool: started pid {workload.pid} for claim {claim.id}; "
         f"`gpupool logs {claim.id}` to follow, `gpupool stop {claim.id}` to stop\n"

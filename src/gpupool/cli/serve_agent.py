@@ -35,6 +35,12 @@ MpsControlOpt = Annotated[str, typer.Option("--mps-control", help="path of nvidi
 StateDirOpt = Annotated[
     Path | None, typer.Option("--state-dir", help="workload logs and MPS dirs (default: data dir/state)")
 ]
+KillUnclaimedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--kill-unclaimed", help="stop GPU processes that belong to no claim (default: report only)"
+    ),
+]
 MigReconfigOpt = Annotated[
     bool, typer.Option("--allow-mig-reconfig", help="let gpupool create MIG instances (changes the card)")
 ]
@@ -50,6 +56,7 @@ def agent_options(
     mps_control: str,
     state_dir: Path | None,
     allow_mig_reconfig: bool,
+    kill_unclaimed: bool = False,
 ) -> AgentOptions:
     """Check the flags and build the agent's settings (one-line errors name the flag)."""
     from gpupool.agent import AgentOptions, MpsMode
@@ -72,4 +79,5 @@ def agent_options(
         mps_control=mps_control,
         mps_check_interval_s=max(1.0, telemetry_interval * 2.5),
         allow_mig_reconfig=allow_mig_reconfig,
+        kill_unclaimed=kill_unclaimed,
     )

@@ -14,22 +14,34 @@ DEFAULT_POLICIES = "fgd,bestfit,default"
 
 
 def sim(
-    nodes: Annotated[Path, typer.Option("--nodes", help="node list CSV (openb schema)")],
-    pods: Annotated[Path, typer.Option("--pods", help="pod list CSV (openb schema)")],
+    nodes: Annotated[
+        Path | None, typer.Option("--nodes", help="node list CSV (openb schema); default: built-in synthetic")
+    ] = None,
+    pods: Annotated[
+        Path | None, typer.Option("--pods", help="pod list CSV (openb schema); default: built-in synthetic")
+    ] = None,
     policy: Annotated[str, typer.Option("--policy", help="comma-separated policies")] = DEFAULT_POLICIES,
     seeds: Annotated[str, typer.Option("--seeds", help="e.g. 42-51 or 42,43")] = "42-51",
     json_out: Annotated[Path | None, typer.Option("--json", help="write the report as JSON here")] = None,
     plot_out: Annotated[Path | None, typer.Option("--plot", help="write a PNG plot here")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="parallel processes")] = None,
 ) -> None:
-    """Replay a trace with every policy and seed; report unallocated GPU % at 100% and 130% arrived."""
-    from gpupool.sim.cli import parse_seeds, run_sim
+    """Replay a trace with every policy and seed; report unallocated GPU % at 100% and 130% arrived.
+
+    Without --nodes/--pods it replays a built-in synthetic cluster and workload shaped like
+    Alibaba's openb trace (the real trace is not shipped: see docs/simulator.md)."""
+    from gpupool.sim.cli import check_plot_available, parse_seeds, run_sim, trace_paths, write_plot
 
     policies = [p.strip() for p in policy.split(",") if p.strip()]
     if not policies:
         raise typer.BadParameter("no policy given", param_hint="--policy")
-    report = run_sim(nodes, pods, policies, parse_seeds(seeds), json_out, plot_out, workers)
+    if plot_out is not None:
+        check_plot_available()  # before minutes of replays, not after
+    nodes, pods = trace_paths(nodes, pods)
+    report = run_sim(nodes, pods, policies, parse_seeds(seeds), json_out, None, workers)
     _print_report(report)
+    if plot_out is not None:
+        console.print(f"plot written to {write_plot(report, plot_out)}")
 
 
 def _print_report(report: dict[str, Any]) -> None:

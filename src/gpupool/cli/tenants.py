@@ -25,9 +25,10 @@ def list_tenants(url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = 
         return
     table = Table(title="tenants", title_justify="left")
     table.add_column("NAME")
+    table.add_column("RUN AS")
     table.add_column("CREATED")
     for t in items:
-        table.add_row(t.name, clock(t.created_at))
+        table.add_row(t.name, t.run_as or "-", clock(t.created_at))
     console.print(table)
 
 
@@ -58,17 +59,32 @@ def set_quota(
     limit: Annotated[
         str | None, typer.Option("--limit", help="hard cap: '4gpu', '320GiB', '4gpu,320GiB', 'none'")
     ] = None,
+    run_as: Annotated[
+        str | None,
+        typer.Option("--run-as", help="OS user its detached workloads run as ('none' removes it)"),
+    ] = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Set a tenant's quota (admin): a guaranteed share and a limit, in GPUs and/or memory."""
+    """Set a tenant's quota (a guaranteed share and a limit, in GPUs and/or memory) and/or the OS
+    user its detached workloads run as (admin)."""
+    quota_given = guarantee is not None or limit is not None or run_as is None
     with make_client(url, token) as client:
-        quota = client.set_quota(name, guarantee=guarantee, limit=limit)
+        mapped = None
+        if run_as is not None:
+            mapped = client.set_run_as(name, None if run_as.lower() in ("none", "-") else run_as)
+        quota = client.set_quota(name, guarantee=guarantee, limit=limit) if quota_given else None
     if as_json:
-        print_json(quota)
+        shown = {"tenant": mapped, "quota": quota}
+        print_json({key: value.model_dump(mode="json") for key, value in shown.items() if value is not None})
         return
-    console.print(f"tenant [bold]{quota.tenant}[/]: {quota_text(quota)}")
+    if mapped is not None:
+        console.print(
+            f"tenant [bold]{mapped.name}[/]: detached workloads run as {mapped.run_as or 'nobody (refused)'}"
+        )
+    if quota is not None:
+        console.print(f"tenant [bold]{quota.tenant}[/]: {quota_text(quota)}")
 
 
 @app.command("quotas")

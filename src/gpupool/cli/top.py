@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 import zlib
 from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -25,7 +27,21 @@ from gpupool.model.overview import DeviceCard, Overview, TenantRow
 SPARK = "▁▂▃▄▅▆▇█"
 SPARK_POINTS = 20
 BAR_WIDTH = 16
-PALETTE = ("green", "magenta", "yellow", "cyan", "bright_red", "bright_green", "bright_magenta", "orange3")
+CLAIM_ID_WIDTH = 14  # `c-` + 12 hex digits: claim ids are never cut, other columns give way
+PALETTE = (
+    "green",
+    "magenta",
+    "yellow",
+    "cyan",
+    "bright_red",
+    "bright_green",
+    "bright_magenta",
+    "orange3",
+    "purple",
+    "dark_cyan",
+    "gold3",
+    "deep_pink3",
+)
 
 
 def top(
@@ -34,20 +50,22 @@ def top(
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
-    """Watch the pool live: devices, claims, tenants, the queue and events (Ctrl-C to quit)."""
+    """Watch the pool live: devices, claims, tenants, the queue and events (Ctrl-C to quit).
+
+    When stdout is not a terminal (a pipe, a file) it prints one frame and exits, like --once."""
     history: dict[str, deque[float]] = {}
     with make_client(url, token) as client:
         snapshot = client.overview(history=True)
         _remember(history, snapshot, seed=True)
-        if once:
-            console.print(frame(snapshot, history))
+        if once or not console.is_terminal:
+            console.print(frame(snapshot, history, console.width))
             return
         with Live(frame(snapshot, history), console=console, screen=True, auto_refresh=False) as live:
             while True:
                 time.sleep(interval)
                 snapshot = client.overview()
                 _remember(history, snapshot)
-                live.update(frame(snapshot, history), refresh=True)
+                live.update(frame(snapshot, history, console.width), refresh=True)
 
 
 def _remember(history: dict[str, deque[float]], snapshot: Overview, seed: bool = False) -> None:
@@ -60,24 +78,48 @@ def _remember(history: dict[str, deque[float]], snapshot: Overview, seed: bool =
         series.append(device.utilization_percent or 0.0)
 
 
-def frame(snapshot: Overview, history: dict[str, deque[float]]) -> RenderableType:
-    """One full screen: header, devices, tenants, queue, events."""
+@dataclass(frozen=True)
+class Fit:
+    """What the devices table shows at a terminal width: narrower terminals drop the sparkline,
+    then shorten the bars, then drop the compute bar (its percent stays) and the model."""
+
+    spark: bool = True
+    bar_width: int = BAR_WIDTH
+    compute_bar: bool = True
+    model: bool = True
+
+    @classmethod
+    def for_width(cls, width: int) -> Fit:
+        if width >= 150:
+            return cls()
+        if width >= 120:
+            return cls(spark=False)
+        if width >= 100:
+            return cls(spark=False, bar_width=8)
+        return cls(spark=False, bar_width=8, compute_bar=False, model=False)
+
+
+def frame(snapshot: Overview, history: dict[str, deque[float]], width: int = 200) -> RenderableType:
+    """One full screen for a terminal `width` columns wide: header, devices, tenants, queue, events."""
+    slots = {t.name: t.colour for t in snapshot.tenants}
     return Group(
         _header(snapshot),
-        _devices(snapshot, history),
-        _tenants(snapshot.tenants),
-        _queue(snapshot),
+        _devices(snapshot, history, Fit.for_width(width), slots),
+        _tenants(snapshot.tenants, slots),
+        _queue(snapshot, slots),
         _events(snapshot),
     )
 
 
-def tenant_style(name: str) -> str:
-    """A stable colour per tenant (the admin is blue, other tenants' shares grey)."""
+def tenant_style(name: str, slots: Mapping[str, int] | None = None) -> str:
+    """A colour per tenant (the admin is blue, other tenants' shares grey). With the server's colour
+    slots (rank by creation) no two of the first len(PALETTE) tenants share one; else a hash."""
     if name == "admin":
         return "bright_blue"
     if name == "other":
         return "grey50"
-    return PALETTE[zlib.crc32(name.encode()) % len(PALETTE)]
+    slot = (slots or {}).get(name, -1)
+    return PALETTE[(slot if slot >= 0 else zlib.crc32(name.encode())) % len(PALETTE)]
 
 
 def _header(snapshot: Overview) -> Text:
@@ -98,17 +140,23 @@ def _header(snapshot: Overview) -> Text:
     return text
 
 
-def _bar(device: DeviceCard, field: str, total: float) -> Text:
+def _bar(
+    device: DeviceCard,
+    field: str,
+    total: float,
+    width: int = BAR_WIDTH,
+    slots: Mapping[str, int] | None = None,
+) -> Text:
     """Segments per claim, coloured by tenant, on a fixed-width bar."""
     text = Text()
     used = 0
     for segment in device.segments:
         value = segment.memory_bytes if field == "memory" else segment.compute_percent
-        cells = max(1, round(BAR_WIDTH * value / total)) if value else 0
-        cells = min(cells, BAR_WIDTH - used)
-        text.append("█" * cells, style=tenant_style(segment.tenant))
+        cells = max(1, round(width * value / total)) if value else 0
+        cells = min(cells, width - used)
+        text.append("█" * cells, style=tenant_style(segment.tenant, slots))
         used += cells
-    text.append("·" * (BAR_WIDTH - used), style="grey30")
+    text.append("·" * (width - used), style="grey30")
     return text
 
 
@@ -118,48 +166,53 @@ def spark(values: deque[float] | list[float]) -> Text:
     return Text(cells.rjust(SPARK_POINTS, " "), style="bright_blue")
 
 
-def _devices(snapshot: Overview, history: dict[str, deque[float]]) -> Table:
+def _devices(
+    snapshot: Overview,
+    history: dict[str, deque[float]],
+    fit: Fit | None = None,
+    slots: Mapping[str, int] | None = None,
+) -> Table:
+    fit = fit or Fit()
     table = Table(title="devices", title_justify="left", expand=False, pad_edge=False, box=None)
-    for column, justify in (
-        ("NODE/IDX", "left"),
-        ("MODEL", "left"),
-        ("MEMORY", "left"),
-        ("", "right"),
-        ("SM", "left"),
-        ("", "right"),
-        ("UTIL", "right"),
-        ("LAST 20 SAMPLES", "left"),
-        ("CLAIMS", "left"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    columns: list[tuple[str, str]] = [("NODE/IDX", "left")]
+    columns += [("MODEL", "left")] if fit.model else []
+    columns += [("MEMORY", "left"), ("", "right")]
+    columns += [("SM", "left")] if fit.compute_bar else []
+    columns += [("SM" if not fit.compute_bar else "", "right"), ("UTIL", "right")]
+    columns += [("LAST 20 SAMPLES", "left")] if fit.spark else []
+    for column, justify in columns:
+        table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    table.add_column("CLAIMS", min_width=CLAIM_ID_WIDTH)  # wraps between ids, never inside one
     for d in sorted(snapshot.devices, key=lambda d: (_natural(d.node), d.index)):
         claims = Text()
         for segment in d.segments:
-            claims.append(segment.claim_id or "other", style=tenant_style(segment.tenant))
+            claims.append(segment.claim_id or "other", style=tenant_style(segment.tenant, slots))
             claims.append(" ")
-        table.add_row(
-            f"{d.node}/{d.index}",
-            d.model,
-            _bar(d, "memory", d.memory_total_bytes),
+        row: list[RenderableType] = [f"{d.node}/{d.index}"]
+        row += [d.model] if fit.model else []
+        row += [
+            _bar(d, "memory", d.memory_total_bytes, fit.bar_width, slots),
             f"{format_size(d.memory_allocated_bytes) if d.memory_allocated_bytes else '0'}"
             f"/{format_size(d.memory_total_bytes)}",
-            _bar(d, "compute", 100),
+        ]
+        row += [_bar(d, "compute", 100, fit.bar_width, slots)] if fit.compute_bar else []
+        row += [
             f"{d.compute_allocated_percent}%",
             "-" if d.utilization_percent is None else f"{d.utilization_percent:.0f}%",
-            spark(history.get(d.uuid, deque())),
-            claims,
-        )
+        ]
+        row += [spark(history.get(d.uuid, deque()))] if fit.spark else []
+        table.add_row(*row, claims)
     return table
 
 
-def _tenants(rows: list[TenantRow]) -> Table:
+def _tenants(rows: list[TenantRow], slots: Mapping[str, int] | None = None) -> Table:
     table = Table(title="tenants", title_justify="left", box=None, pad_edge=False)
     for column in ("TENANT", "ALLOCATED", "GUARANTEE", "LIMIT", "MEMORY", "BOUND", "PENDING"):
         table.add_column(column, justify="left" if column == "TENANT" else "right")
     for t in rows:
         over = t.guarantee_gpus is not None and t.allocated_gpus > t.guarantee_gpus + 1e-9
         table.add_row(
-            Text(t.name, style=tenant_style(t.name)),
+            Text(t.name, style=tenant_style(t.name, slots)),
             Text(f"{t.allocated_gpus:.2f} GPU", style="yellow" if over else ""),
             "-" if t.guarantee_gpus is None else f"{t.guarantee_gpus:g} GPU",
             "-" if t.limit_gpus is None else f"{t.limit_gpus:g} GPU",
@@ -170,12 +223,14 @@ def _tenants(rows: list[TenantRow]) -> Table:
     return table
 
 
-def _queue(snapshot: Overview) -> RenderableType:
+def _queue(snapshot: Overview, slots: Mapping[str, int] | None = None) -> RenderableType:
     if not snapshot.queue:
         return Text(f"queue: nothing waiting ({snapshot.queue_length} pending in all)", style="dim")
     table = Table(title="queue", title_justify="left", box=None, pad_edge=False)
     for column in ("#", "CLAIM", "TENANT", "ASKS", "PRIO", "WAITING", "WHY"):
-        table.add_column(column)
+        table.add_column(
+            column, no_wrap=column == "CLAIM", min_width=CLAIM_ID_WIDTH if column == "CLAIM" else None
+        )
     for claim in snapshot.queue:
         each = (
             "whole"
@@ -193,7 +248,7 @@ def _queue(snapshot: Overview) -> RenderableType:
         table.add_row(
             str(claim.queue_position or "?"),
             claim.id,
-            Text(claim.tenant, style=tenant_style(claim.tenant)),
+            Text(claim.tenant, style=tenant_style(claim.tenant, slots)),
             f"{claim.gpus}x {each}",
             str(claim.priority),
             ago(claim.created_at),
@@ -205,7 +260,9 @@ def _queue(snapshot: Overview) -> RenderableType:
 def _events(snapshot: Overview, count: int = 8) -> Table:
     table = Table(title="events", title_justify="left", box=None, pad_edge=False)
     for column in ("TIME", "ACTION", "CLAIM", "TENANT", "BY"):
-        table.add_column(column)
+        table.add_column(
+            column, no_wrap=column == "CLAIM", min_width=CLAIM_ID_WIDTH if column == "CLAIM" else None
+        )
     for event in snapshot.events[-count:]:
         table.add_row(
             time.strftime("%H:%M:%S", time.localtime(event.timestamp)),

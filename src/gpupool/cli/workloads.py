@@ -47,13 +47,15 @@ def stop(
         deadline = time.monotonic() + timeout
         while workload.state in ("starting", "running") and time.monotonic() < deadline:
             time.sleep(FOLLOW_POLL_S)
-            workload = client.workload(claim_id)
+            workload = client.workload(workload.claim_id)
     if as_json:
         print_json(workload)
         return
     if workload.state in ("starting", "running"):
-        fail(f"workload {claim_id} still runs after {timeout:g}s")
-    console.print(f"{claim_id} {workload.state}" + (f": {workload.reason}" if workload.reason else ""))
+        fail(f"workload {workload.claim_id} still runs after {timeout:g}s")
+    console.print(
+        f"{workload.claim_id} {workload.state}" + (f": {workload.reason}" if workload.reason else "")
+    )
 
 
 def idle_timeout(

@@ -6,13 +6,26 @@ HTTP errors come back as gpupool's own exceptions (see `gpupool.errors`), so cal
 
 from __future__ import annotations
 
+import contextlib
+import re
+import time
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
-from gpupool.config import load_client_config
-from gpupool.errors import ERRORS_BY_STATUS, GpupoolError, ServerUnreachable
+from gpupool.client.vms import VmCalls
+from gpupool.client_config import load_client_config
+from gpupool.errors import (
+    ERRORS_BY_STATUS,
+    Conflict,
+    GpupoolError,
+    InvalidRequest,
+    NotFound,
+    ServerUnreachable,
+    WaitTimeout,
+)
 from gpupool.model.node_wire import NodeList
 from gpupool.model.overview import Overview
 from gpupool.model.quota import QuotaList, QuotaPublic
@@ -39,10 +52,13 @@ from gpupool.model.workload_wire import (
 
 T = TypeVar("T", bound=BaseModel)
 
+FULL_CLAIM_ID = re.compile(r"^c-[0-9a-f]{12}$")
+WAIT_POLL_S = 0.25
+
 
 class Client:
     """A connection to one gpupool server. URL and token default to GPUPOOL_URL / GPUPOOL_TOKEN or
-    the config `gpupool serve` wrote for this user."""
+    the config `gpupool serve` wrote for this user (its running default server; see `client_config`)."""
 
     def __init__(
         self,
@@ -51,14 +67,20 @@ class Client:
         timeout_s: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        config = load_client_config()
-        self.url = (url or (config.url if config else "http://127.0.0.1:7070")).rstrip("/")
-        self.token = token if token is not None else (config.token if config else "")
+        config = load_client_config(url)
+        self.url = config.url
+        self.token = token if token is not None else config.token
+        self.other_servers = config.others  # other running servers this user started (not `url`)
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s, transport=transport)
 
     def close(self) -> None:
         self._http.close()
+
+    @property
+    def vms(self) -> VmCalls:
+        """The VM calls (`/v1/vms`)."""
+        return VmCalls(self)
 
     def __enter__(self) -> Client:
         return self
@@ -87,8 +109,20 @@ class Client:
         preemptible: bool = False,
         labels: dict[str, str] | None = None,
         lease_ttl_s: float | None = None,
+        mig: str | None = None,
+        wait: bool = False,
+        timeout_s: float | None = None,
+        on_wait: Callable[[ClaimPublic], None] | None = None,
     ) -> ClaimPublic:
-        """Create a claim; with `lease_ttl_s` its lease is taken in the same transaction."""
+        """Create a claim; with `lease_ttl_s` its lease is taken in the same transaction.
+
+        `memory` is "10GiB" (binary), "10GB" (decimal) or an integer of bytes. `mig` asks for a
+        whole MIG instance of that profile (`model` then names the parent). A claim no node of
+        the pool could ever hold raises `InvalidRequest` at once. One that does not fit *now* comes
+        back pending, unless `wait=True`: then this returns once it is bound, calling `on_wait`
+        with each new pending state; after `timeout_s` (or on Ctrl-C) the claim is released and
+        `WaitTimeout` (or KeyboardInterrupt) raised, so nothing is left holding a place.
+        """
         body: dict[str, Any] = {"gpus": gpus, "priority": priority, "preemptible": preemptible}
         if memory is not None:
             body["memory"] = memory
@@ -96,26 +130,88 @@ class Client:
             body["compute"] = compute
         if model:
             body["model"] = model
+        if mig:
+            body["mig"] = mig
         if labels:
             body["labels"] = labels
         if lease_ttl_s is not None:
             body["lease_ttl_s"] = lease_ttl_s
-        return self._call("POST", "/v1/claims", ClaimPublic, json=body)
+        created = self._call("POST", "/v1/claims", ClaimPublic, json=body)
+        if not wait:
+            return created
+        try:
+            return self.wait_bound(created, timeout_s, on_wait)
+        except WaitTimeout as exc:
+            self._release_after_wait(created.id)
+            raise WaitTimeout(f"{exc.message}; released it") from None
+        except KeyboardInterrupt:
+            self._release_after_wait(created.id)
+            raise
+
+    def wait_bound(
+        self,
+        claim: ClaimPublic | str,
+        timeout_s: float | None = None,
+        on_wait: Callable[[ClaimPublic], None] | None = None,
+    ) -> ClaimPublic:
+        """Poll a claim until it is bound; `WaitTimeout` after `timeout_s`, `Conflict` if it ends."""
+        current = claim if isinstance(claim, ClaimPublic) else self.get_claim(claim)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        shown: tuple[str, int | None] | None = None
+        while current.state == "pending":
+            if on_wait is not None and (current.reason, current.queue_position) != shown:
+                shown = (current.reason, current.queue_position)
+                on_wait(current)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(
+                    f"claim {current.id} was not bound within {timeout_s:g}s ({current.reason})"
+                )
+            left = WAIT_POLL_S if deadline is None else deadline - time.monotonic()
+            time.sleep(max(0.0, min(WAIT_POLL_S, left)))
+            current = self.get_claim(current.id)
+        if current.state != "bound":
+            ended = f"{current.state}" + (f": {current.reason}" if current.reason else "")
+            raise Conflict(f"claim {current.id} ended while waiting to be bound ({ended})")
+        return current
+
+    def _release_after_wait(self, claim_id: str) -> None:
+        # It may have ended meanwhile, or the server is gone: then its lease (if any) covers it.
+        with contextlib.suppress(GpupoolError):
+            self.release(claim_id)
+
+    def resolve_claim_id(self, claim_id: str) -> str:
+        """A full claim id for `claim_id` or a unique prefix of one (`c-72e`, or `72e`)."""
+        text = claim_id.strip()
+        if FULL_CLAIM_ID.match(text):
+            return text
+        if not text:
+            raise InvalidRequest("claim: an empty claim id")
+        prefix = text if text.startswith("c-") else f"c-{text}"
+        matches = self._call("GET", "/v1/claims", ClaimList, params={"prefix": prefix}).items
+        ids = sorted({item.id for item in matches})
+        if not ids:
+            raise NotFound(f"claim {text} not found (no claim id starts with {prefix!r})")
+        if len(ids) > 1:
+            shown = ", ".join(ids[:4]) + (", ..." if len(ids) > 4 else "")
+            raise InvalidRequest(
+                f"claim: {text!r} is ambiguous: it starts {len(ids)} claim ids ({shown}); give more of it"
+            )
+        return ids[0]
 
     def get_claim(self, claim_id: str) -> ClaimPublic:
-        return self._call("GET", f"/v1/claims/{claim_id}", ClaimPublic)
+        return self._call("GET", f"/v1/claims/{self.resolve_claim_id(claim_id)}", ClaimPublic)
 
     def claims(self, states: list[str] | None = None) -> list[ClaimPublic]:
         params = [("state", s) for s in states or []]
         return self._call("GET", "/v1/claims", ClaimList, params=params).items
 
     def release(self, claim_id: str) -> ClaimPublic:
-        return self._call("DELETE", f"/v1/claims/{claim_id}", ClaimPublic)
+        return self._call("DELETE", f"/v1/claims/{self.resolve_claim_id(claim_id)}", ClaimPublic)
 
     def events(self, claim_id: str | None = None, after: int = 0, limit: int = 200) -> list[EventPublic]:
         params: dict[str, Any] = {"after": after, "limit": limit}
         if claim_id:
-            params["claim"] = claim_id
+            params["claim"] = self.resolve_claim_id(claim_id)
         return self._call("GET", "/v1/events", EventList, params=params).items
 
     def create_tenant(self, name: str) -> TenantCreated:
@@ -129,12 +225,16 @@ class Client:
         body = {"guarantee": guarantee, "limit": limit}
         return self._call("PUT", f"/v1/tenants/{tenant}/quota", QuotaPublic, json=body)
 
+    def set_run_as(self, tenant: str, user: str | None) -> TenantPublic:
+        """Map a tenant to the OS user its detached workloads run as (admin); None removes it."""
+        return self._call("PATCH", f"/v1/tenants/{tenant}", TenantPublic, json={"run_as": user})
+
     def quotas(self) -> list[QuotaPublic]:
         return self._call("GET", "/v1/quotas", QuotaList).items
 
     def preempt(self, claim_id: str) -> ClaimPublic:
         """Preempt a bound claim now (admin)."""
-        return self._call("POST", f"/v1/claims/{claim_id}/preempt", ClaimPublic)
+        return self._call("POST", f"/v1/claims/{self.resolve_claim_id(claim_id)}/preempt", ClaimPublic)
 
     def overview(self, history: bool = False) -> Overview:
         """The dashboard's snapshot: devices, queue, tenants and recent events (for `gpupool top`)."""
@@ -143,11 +243,11 @@ class Client:
     # ------------------------------------------------- workloads and leases
     def renew_lease(self, claim_id: str) -> LeasePublic:
         """Heartbeat: keep the claim for another server lease TTL; says if it is still active."""
-        return self._call("PUT", f"/v1/claims/{claim_id}/lease", LeasePublic)
+        return self._call("PUT", f"/v1/claims/{self.resolve_claim_id(claim_id)}/lease", LeasePublic)
 
     def launch_env(self, claim_id: str) -> LaunchEnvPublic:
         """The environment for a process started by hand under a bound claim (starts MPS if needed)."""
-        return self._call("POST", f"/v1/claims/{claim_id}/launch-env", LaunchEnvPublic)
+        return self._call("POST", f"/v1/claims/{self.resolve_claim_id(claim_id)}/launch-env", LaunchEnvPublic)
 
     def create_workload(
         self,
@@ -158,6 +258,7 @@ class Client:
         env: dict[str, str] | None = None,
     ) -> WorkloadPublic:
         """Register (attached) or start (detach=True) a workload for a bound claim."""
+        claim_id = self.resolve_claim_id(claim_id)
         body = {"claim_id": claim_id, "command": command, "detach": detach, "cwd": cwd, "env": env or {}}
         return self._call("POST", "/v1/workloads", WorkloadPublic, json=body)
 
@@ -165,19 +266,21 @@ class Client:
         self, claim_id: str, pid: int | None = None, exit_code: int | None = None
     ) -> WorkloadPublic:
         body = {k: v for k, v in (("pid", pid), ("exit_code", exit_code)) if v is not None}
-        return self._call("PATCH", f"/v1/workloads/{claim_id}", WorkloadPublic, json=body)
+        path = f"/v1/workloads/{self.resolve_claim_id(claim_id)}"
+        return self._call("PATCH", path, WorkloadPublic, json=body)
 
     def workloads(self) -> list[WorkloadPublic]:
         return self._call("GET", "/v1/workloads", WorkloadList).items
 
     def workload(self, claim_id: str) -> WorkloadPublic:
-        return self._call("GET", f"/v1/workloads/{claim_id}", WorkloadPublic)
+        return self._call("GET", f"/v1/workloads/{self.resolve_claim_id(claim_id)}", WorkloadPublic)
 
     def workload_logs(self, claim_id: str, offset: int = 0) -> WorkloadLogs:
-        return self._call("GET", f"/v1/workloads/{claim_id}/logs", WorkloadLogs, params={"offset": offset})
+        path = f"/v1/workloads/{self.resolve_claim_id(claim_id)}/logs"
+        return self._call("GET", path, WorkloadLogs, params={"offset": offset})
 
     def stop_workload(self, claim_id: str) -> WorkloadPublic:
-        return self._call("DELETE", f"/v1/workloads/{claim_id}", WorkloadPublic)
+        return self._call("DELETE", f"/v1/workloads/{self.resolve_claim_id(claim_id)}", WorkloadPublic)
 
     def set_idle_timeout(self, tenant: str, seconds: float | None) -> IdleTimeoutPublic:
         path = f"/v1/tenants/{tenant}/idle-timeout"

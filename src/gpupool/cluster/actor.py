@@ -68,8 +68,15 @@ class NodeAgentActor:
     def note_allocations(self, allocations: Mapping[str, tuple[int, int]]) -> None:
         self.backend.note_allocations(allocations)
 
-    def start(self, claim_id: str, command: Sequence[str], cwd: str | None, env: Mapping[str, str]) -> int:
-        return self.launcher.start(claim_id, command, cwd, env)
+    def start(
+        self,
+        claim_id: str,
+        command: Sequence[str],
+        cwd: str | None,
+        env: Mapping[str, str],
+        run_as: str | None = None,
+    ) -> int:
+        return self.launcher.start(claim_id, command, cwd, env, run_as)
 
     def poll(self, claim_id: str, offset: int, max_bytes: int) -> LaunchOutput:
         return self.launcher.poll(claim_id, offset, max_bytes)

@@ -8,16 +8,13 @@ commas); `1xGPUSxMODEL` is accepted too. Without a node label the node is `ray-<
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
-from gpupool.devices import parse_spec
-from gpupool.errors import InvalidRequest
+from gpupool.devices import one_node_spec
 
 NODE_LABEL = "gpupool.io/node"
 SIMULATE_LABEL = "gpupool.io/simulate"
 RAY_NAME_PREFIX = "ray-"
-_NODES_GIVEN = re.compile(r"^\s*\d+\s*[xX]\s*\d+\s*[xX]")  # NODESxGPUSx...
 
 
 def node_name(ray_node_id: str, labels: Mapping[str, str]) -> str:
@@ -34,11 +31,4 @@ def simulate_spec(labels: Mapping[str, str]) -> str | None:
     value = labels.get(SIMULATE_LABEL, "").strip()
     if not value:
         return None
-    spec = value if _NODES_GIVEN.match(value) else f"1x{value}"
-    try:
-        groups = parse_spec(spec)
-    except InvalidRequest as exc:
-        raise InvalidRequest(f"label {SIMULATE_LABEL}={value!r}: {exc.message}") from None
-    if len(groups) != 1 or groups[0].nodes != 1:
-        raise InvalidRequest(f"label {SIMULATE_LABEL}={value!r}: one node's GPUs only, e.g. 4xH100-80GB")
-    return spec
+    return one_node_spec(value, f"label {SIMULATE_LABEL}={value!r}")

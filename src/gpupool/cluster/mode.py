@@ -88,7 +88,9 @@ class ClusterMode:
     def agent_options(options: AgentOptions | None) -> AgentOptions:
         """The control plane's agent settings in cluster mode: no MPS daemons and no memory watchdog
         here, since the processes run on other nodes (their pids mean nothing on this host)."""
-        return replace(options or AgentOptions(), mps=MpsMode.OFF, watchdog=WatchdogMode.OFF)
+        return replace(
+            options or AgentOptions(), mps=MpsMode.OFF, watchdog=WatchdogMode.OFF, watch_unclaimed=False
+        )
 
     def nodes(self) -> list[NodePublic]:
         """Every node seen, lost ones included (with why), for `GET /v1/nodes`."""

@@ -1,49 +1,15 @@
-"""The device backend of one Ray node, opened inside its agent actor: NVML or a simulated spec.
-
-A simulated spec builds its devices as `sim-node-0`; here they take the node's pool name and
-UUIDs derived from it, so every node of the cluster has distinct, restart-stable UUIDs.
-"""
+"""The device backend of one Ray node, opened inside its agent actor: NVML or a simulated spec
+(`RenamedSimulatedBackend`: devices named after the node, with UUIDs derived from it)."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 
-from gpupool.devices import DeviceBackend, NvmlBackend, SimulatedBackend, simulated_uuid
+from gpupool.devices import DeviceBackend, NvmlBackend, RenamedSimulatedBackend
 from gpupool.errors import DeviceBackendError
 from gpupool.model import Device, DeviceTelemetry
 
-
-class RenamedSimulatedBackend:
-    """A one-node simulated pool whose devices belong to node `node_name`."""
-
-    name = "simulated"
-
-    def __init__(self, spec: str, node_name: str) -> None:
-        self.inner = SimulatedBackend(spec)
-        self._to_outer: dict[str, str] = {}
-        self._devices: list[Device] = []
-        for device in self.inner.devices():
-            self._to_outer[device.uuid] = simulated_uuid(device.model, node_name, device.index)
-        for device in self.inner.devices():
-            peers = tuple(self._to_outer[peer] for peer in device.nvlink_peers)
-            outer = self._to_outer[device.uuid]
-            self._devices.append(dataclasses.replace(device, uuid=outer, node=node_name, nvlink_peers=peers))
-        self._to_inner = {outer: inner for inner, outer in self._to_outer.items()}
-
-    def devices(self) -> list[Device]:
-        return list(self._devices)
-
-    def telemetry(self) -> list[DeviceTelemetry]:
-        return [dataclasses.replace(t, uuid=self._to_outer[t.uuid]) for t in self.inner.telemetry()]
-
-    def note_allocations(self, allocations: Mapping[str, tuple[int, int]]) -> None:
-        self.inner.note_allocations(
-            {self._to_inner[uuid]: value for uuid, value in allocations.items() if uuid in self._to_inner}
-        )
-
-    def close(self) -> None:
-        self.inner.close()
+__all__ = ["EmptyBackend", "RenamedSimulatedBackend", "open_node_backend"]
 
 
 class EmptyBackend:

@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from gpupool.agent.launcher import LaunchOutput
+from gpupool.agent.run_as import spawn_as
+from gpupool.agent.trust import resolve_user
 from gpupool.isolation.procfs import die_with_parent
 
 HOST_SPECIFIC_ENV = frozenset(
@@ -54,23 +56,42 @@ class ProcessLauncher:
     def log_path(self, claim_id: str) -> Path:
         return self.work_dir / f"{claim_id}.log"
 
-    def start(self, claim_id: str, command: Sequence[str], cwd: str | None, env: Mapping[str, str]) -> int:
-        """Start the claim's process (a missing `cwd` falls back to the work dir); return its pid."""
+    def start(
+        self,
+        claim_id: str,
+        command: Sequence[str],
+        cwd: str | None,
+        env: Mapping[str, str],
+        run_as: str | None = None,
+    ) -> int:
+        """Start the claim's process (a missing `cwd` falls back to the work dir); return its pid.
+
+        With `run_as` it runs as that user of this node, from the environment it was given (the
+        control plane built it clean) plus the node's variables, never this process's own."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         where = cwd if cwd and os.path.isdir(cwd) else str(self.work_dir)
-        full_env = node_env(env, self.extra_env)
         with open(self.log_path(claim_id), "wb") as log:
-            child = self._spawner.submit(
-                subprocess.Popen,
-                list(command),
-                cwd=where,
-                env=full_env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent(os.getpid()),
-            ).result()
+            if run_as is not None:
+                identity = resolve_user(run_as)
+                os.fchown(log.fileno(), identity.uid, identity.gid)
+                os.fchmod(log.fileno(), 0o600)
+                launch_env = {**env, **self.extra_env}
+                usable = cwd if cwd and os.path.isdir(cwd) else None  # else the user's home, or /
+                child = self._spawner.submit(
+                    spawn_as, identity, command, usable, launch_env, log.fileno(), True
+                ).result()
+            else:
+                child = self._spawner.submit(
+                    subprocess.Popen,
+                    list(command),
+                    cwd=where,
+                    env=node_env(env, self.extra_env),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=die_with_parent(os.getpid()),
+                ).result()
         with self._lock:
             self._children[claim_id] = child
         return child.pid

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gpupool.agent.launcher import LaunchOutput
 from gpupool.agent.supervisor import Stopping, Supervisor
+from gpupool.agent.trust import RunAs
 from gpupool.cluster import handles
 from gpupool.cluster.backend import RayBackend
 from gpupool.model.workload import Workload
@@ -43,7 +44,16 @@ class ClusterSupervisor(Supervisor):
         self._remote: dict[str, _Remote] = {}
         self._remote_stopping: dict[str, Stopping] = {}
 
-    def spawn(self, claim_id: str, command: Sequence[str], cwd: str | None, env: Mapping[str, str]) -> int:
+    def spawn(
+        self,
+        claim_id: str,
+        command: Sequence[str],
+        cwd: str | None,
+        env: Mapping[str, str],
+        identity: RunAs | None = None,
+    ) -> int:
+        """Start it through its node's agent; with `identity` the node runs it as that user (looked
+        up again there: the name must exist on the node)."""
         node = self.node_of(claim_id)
         actor = self.backend.actor_for(node)
         if actor is None:
@@ -51,7 +61,14 @@ class ClusterSupervisor(Supervisor):
         try:
             pid = int(
                 handles.call(
-                    actor, "start", claim_id, list(command), cwd, dict(env), timeout_s=CALL_TIMEOUT_S
+                    actor,
+                    "start",
+                    claim_id,
+                    list(command),
+                    cwd,
+                    dict(env),
+                    identity.user if identity else None,
+                    timeout_s=CALL_TIMEOUT_S,
                 )
             )
         except handles.CallFailed as exc:

@@ -12,8 +12,8 @@ from gpupool.devices.models import (
     model_for_product_name,
 )
 from gpupool.devices.nvml import NVML_HINT, NvmlBackend
-from gpupool.devices.simulated import SimulatedBackend, simulated_uuid
-from gpupool.devices.spec import PoolGroup, SimulatedNode, node_layout, parse_spec
+from gpupool.devices.simulated import RenamedSimulatedBackend, SimulatedBackend, simulated_uuid
+from gpupool.devices.spec import PoolGroup, SimulatedNode, node_layout, one_node_spec, parse_spec
 from gpupool.errors import DeviceBackendError
 
 DEFAULT_SIMULATED_SPEC = "1x4xH100-80GB"
@@ -27,6 +27,7 @@ __all__ = [
     "GpuModel",
     "NvmlBackend",
     "PoolGroup",
+    "RenamedSimulatedBackend",
     "SimulatedBackend",
     "SimulatedNode",
     "canonical_model_name",
@@ -34,6 +35,7 @@ __all__ = [
     "lookup_model",
     "model_for_product_name",
     "node_layout",
+    "one_node_spec",
     "open_backend",
     "parse_spec",
     "simulated_uuid",

@@ -133,7 +133,7 @@ class NvmlBackend:
             return self._scan()
 
     def telemetry(self) -> list[DeviceTelemetry]:
-        """Utilization (percent, 0 when N/A), memory used (bytes) and compute processes per device."""
+        """Utilization (percent, None when N/A), memory used (bytes) and compute processes per device."""
         with self._lock:
             self._check_open()
             if not self._handles:
@@ -263,7 +263,7 @@ class NvmlBackend:
         memory = self.query("nvmlDeviceGetMemoryInfo", handle)
         return DeviceTelemetry(
             uuid=device_uuid,
-            utilization_percent=float(rates.gpu) if rates is not None else 0.0,
+            utilization_percent=float(rates.gpu) if rates is not None else None,
             memory_used_bytes=int(memory.used) if memory is not None else 0,
             processes=self._processes(handle),
             timestamp=now,

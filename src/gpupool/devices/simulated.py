@@ -7,6 +7,7 @@ processes (`set_process`), with a slow deterministic wobble so dashboards look a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import math
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 
 from gpupool.devices.spec import SimulatedNode, node_layout, parse_spec
 from gpupool.errors import InvalidRequest, NotFound
-from gpupool.model import Device, DeviceTelemetry, ProcessUsage
+from gpupool.model import Device, DeviceTelemetry, MiB, ProcessUsage
+from gpupool.model.mig import MIG_SLICES, instance_model, profile_slices
 
 UUID_NAMESPACE = uuid.UUID("6f1d2b1e-8c3a-5e57-9a3c-67707570f06c")
 """Namespace of simulated device UUIDs (uuid5); changing it renames every simulated device."""
@@ -31,6 +33,8 @@ UTILIZATION_WOBBLE = (0.70, 1.00)
 """Utilization is allocated compute percent times a factor in this range."""
 MEMORY_FILL = (0.70, 0.95)
 """Memory used is allocated memory times a factor in this range."""
+MIG_MEMORY_PER_GB = 985 * MiB
+"""Memory of a MIG instance per GB in its profile name (an H100's 1g.10gb shows 9856 MiB)."""
 
 
 def simulated_uuid(model_name: str, node_name: str, index: int) -> str:
@@ -67,20 +71,40 @@ def _build_devices(nodes: tuple[SimulatedNode, ...]) -> list[Device]:
         uuids = [simulated_uuid(node.model.name, node.name, index) for index in range(node.gpus)]
         for index, device_uuid in enumerate(uuids):
             peers = tuple(peer for peer in uuids if peer != device_uuid) if node.model.nvlink else ()
-            devices.append(
-                Device(
-                    uuid=device_uuid,
-                    node=node.name,
-                    index=index,
-                    model=node.model.name,
-                    memory_total_bytes=node.model.memory_total_bytes,
-                    sm_count=node.model.sm_count,
-                    mig_capable=node.model.mig_capable,
-                    mig_mode=False,
-                    nvlink_peers=peers,
-                )
+            parent = Device(
+                uuid=device_uuid,
+                node=node.name,
+                index=index,
+                model=node.model.name,
+                memory_total_bytes=node.model.memory_total_bytes,
+                sm_count=node.model.sm_count,
+                mig_capable=node.model.mig_capable,
+                mig_mode=bool(node.mig),
+                nvlink_peers=peers,
             )
+            devices.append(parent)
+            devices += _mig_instances(parent, node.mig)
     return devices
+
+
+def _mig_instances(parent: Device, profiles: tuple[str, ...]) -> list[Device]:
+    """The parent's MIG instances, as NVML lists them: after the parent, with its index."""
+    instances = []
+    for slot, profile in enumerate(profiles):
+        slices, gb = profile_slices(profile)
+        name = f"{parent.uuid}/mig/{slot}"
+        instances.append(
+            Device(
+                uuid=f"MIG-{uuid.uuid5(UUID_NAMESPACE, name)}",
+                node=parent.node,
+                index=parent.index,
+                model=instance_model(parent.model, profile),
+                memory_total_bytes=min(gb * MIG_MEMORY_PER_GB, parent.memory_total_bytes),
+                sm_count=parent.sm_count * slices // (MIG_SLICES + 1) or 1,
+                parent_uuid=parent.uuid,
+            )
+        )
+    return instances
 
 
 class SimulatedBackend:
@@ -174,6 +198,16 @@ class SimulatedBackend:
         processes: Mapping[int, _SimulatedProcess],
     ) -> DeviceTelemetry:
         memory_bytes, compute_percent = allocations.get(device.uuid, (0, 0))
+        if device.mig_mode or device.is_mig_instance:
+            # As on real cards: no utilization counter in MIG mode, memory as the processes use it.
+            used = sum(process.used_memory_bytes for process in processes.values())
+            return DeviceTelemetry(
+                uuid=device.uuid,
+                utilization_percent=None,
+                memory_used_bytes=min(used, device.memory_total_bytes),
+                processes=_process_usage(processes),
+                timestamp=now,
+            )
         wobble = math.sin(2 * math.pi * now / WOBBLE_PERIOD_S + _phase(device.uuid, "util"))
         drift = math.sin(2 * math.pi * now / MEMORY_PERIOD_S + _phase(device.uuid, "memory"))
         utilization = compute_percent * _between(UTILIZATION_WOBBLE, wobble)
@@ -184,9 +218,57 @@ class SimulatedBackend:
             uuid=device.uuid,
             utilization_percent=round(min(utilization, 100.0), 1),
             memory_used_bytes=min(memory_used, device.memory_total_bytes),
-            processes=tuple(
-                ProcessUsage(pid=pid, used_memory_bytes=processes[pid].used_memory_bytes)
-                for pid in sorted(processes)
-            ),
+            processes=_process_usage(processes),
             timestamp=now,
         )
+
+
+def _process_usage(processes: Mapping[int, _SimulatedProcess]) -> tuple[ProcessUsage, ...]:
+    return tuple(
+        ProcessUsage(pid=pid, used_memory_bytes=processes[pid].used_memory_bytes) for pid in sorted(processes)
+    )
+
+
+class RenamedSimulatedBackend:
+    """A one-node simulated pool whose devices belong to host `node_name` (a Ray or Kubernetes node).
+
+    A spec builds its devices as `sim-node-0`; here they take the host's name and UUIDs derived
+    from it, so every host has distinct, restart-stable UUIDs.
+    """
+
+    name = "simulated"
+
+    def __init__(self, spec: str, node_name: str) -> None:
+        self.inner = SimulatedBackend(spec)
+        self._to_outer: dict[str, str] = {}
+        self._devices: list[Device] = []
+        for device in self.inner.devices():
+            if device.is_mig_instance:  # instances share their parent's model name and index
+                outer_uuid = f"MIG-{uuid.uuid5(UUID_NAMESPACE, f'{node_name}/{device.uuid}')}"
+            else:
+                outer_uuid = simulated_uuid(device.model, node_name, device.index)
+            self._to_outer[device.uuid] = outer_uuid
+        for device in self.inner.devices():
+            peers = tuple(self._to_outer[peer] for peer in device.nvlink_peers)
+            outer = self._to_outer[device.uuid]
+            parent = self._to_outer[device.parent_uuid] if device.parent_uuid else None
+            self._devices.append(
+                dataclasses.replace(
+                    device, uuid=outer, node=node_name, nvlink_peers=peers, parent_uuid=parent
+                )
+            )
+        self._to_inner = {outer: inner for inner, outer in self._to_outer.items()}
+
+    def devices(self) -> list[Device]:
+        return list(self._devices)
+
+    def telemetry(self) -> list[DeviceTelemetry]:
+        return [dataclasses.replace(t, uuid=self._to_outer[t.uuid]) for t in self.inner.telemetry()]
+
+    def note_allocations(self, allocations: Mapping[str, tuple[int, int]]) -> None:
+        self.inner.note_allocations(
+            {self._to_inner[uuid]: value for uuid, value in allocations.items() if uuid in self._to_inner}
+        )
+
+    def close(self) -> None:
+        self.inner.close()

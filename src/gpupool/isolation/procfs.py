@@ -31,6 +31,42 @@ def start_ticks(pid: int) -> int | None:
     return None if fields is None else int(fields[19])
 
 
+def started_at(pid: int) -> float | None:
+    """When the process started, epoch seconds (10 ms resolution); None if it does not exist."""
+    ticks = start_ticks(pid)
+    if ticks is None:
+        return None
+    return _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _boot_time() -> float:
+    for line in (PROC / "stat").read_text().splitlines():
+        if line.startswith("btime "):
+            return float(line.split()[1])
+    raise OSError("no btime in /proc/stat")
+
+
+def ancestors(pid: int) -> set[int]:
+    """`pid` and every process above it up to init (for "never signal the server" checks)."""
+    found = {pid}
+    current = pid
+    for _ in range(256):
+        fields = _stat_fields(current)
+        if fields is None or int(fields[1]) <= 0:
+            break
+        current = int(fields[1])
+        found.add(current)
+    return found
+
+
+def command_name(pid: int) -> str:
+    """The process's command name (/proc/PID/comm), '' when gone."""
+    try:
+        return (PROC / str(pid) / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def is_alive(pid: int, expected_start_ticks: int | None = None) -> bool:
     """True if `pid` runs (not a zombie) and, when given, started at `expected_start_ticks`."""
     fields = _stat_fields(pid)

@@ -1,5 +1,7 @@
-"""The memory watchdog: a process over its claim's device memory (by the driver's per-process
-accounting) gets SIGTERM, then SIGKILL after a grace period. Only that process is touched.
+"""The memory watchdog: a claim whose processes together use more of a device's memory than the
+claim holds there (by the driver's per-process accounting, summed) has those processes stopped:
+SIGTERM, then SIGKILL after a grace period. Only the claim's own (proven) processes are touched,
+so N processes of one claim cannot use N times its quota.
 
 It backs the hardware limits where the driver does not enforce one (time-slicing, or MPS without
 a pinned memory limit), so a quota holds whatever the isolation backend.
@@ -13,7 +15,6 @@ import signal
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from gpupool.isolation import procfs
 from gpupool.model import DeviceTelemetry
 
 
@@ -25,13 +26,21 @@ class WatchdogMode(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Overuse:
-    """One process of a claim using more memory on a device than the claim holds there."""
+    """A claim's processes on one device using, together, more memory than the claim holds there.
+
+    `pids` are ordered by memory used, largest first; `used_memory_bytes` is their sum.
+    """
 
     claim_id: str
-    pid: int
     device_uuid: str
+    pids: tuple[int, ...]
     used_memory_bytes: int
     limit_bytes: int
+
+    @property
+    def pid(self) -> int:
+        """The largest user of the device among the claim's processes."""
+        return self.pids[0]
 
 
 @dataclass(frozen=True)
@@ -45,27 +54,28 @@ def find_overuse(
     owner_of_pid: Mapping[int, str],
     limits_bytes: Mapping[tuple[str, str], int],
 ) -> list[Overuse]:
-    """Processes over quota: `owner_of_pid` maps pid -> claim id, `limits_bytes` (claim, device) -> bytes.
-
-    Processes gpupool did not start are not ours to judge and are skipped.
-    """
+    """Claims over quota per device: `owner_of_pid` maps pid -> claim id, `limits_bytes`
+    (claim, device) -> bytes. Processes gpupool cannot tie to a claim are not judged here."""
     found: list[Overuse] = []
     for sample in samples:
+        used: dict[str, list[tuple[int, int]]] = {}
         for process in sample.processes:
             claim_id = owner_of_pid.get(process.pid)
-            if claim_id is None:
-                continue
-            limit = limits_bytes.get((claim_id, sample.uuid))
-            if limit is None:
-                # Running on a device its claim does not hold: every byte there is over quota.
-                limit = 0
-            if process.used_memory_bytes > limit:
-                found.append(Overuse(claim_id, process.pid, sample.uuid, process.used_memory_bytes, limit))
+            if claim_id is not None:
+                used.setdefault(claim_id, []).append((process.used_memory_bytes, process.pid))
+        for claim_id, processes in used.items():
+            # Running on a device its claim does not hold: every byte there is over quota.
+            limit = limits_bytes.get((claim_id, sample.uuid), 0)
+            total = sum(memory for memory, _pid in processes)
+            if total > limit:
+                pids = tuple(pid for _memory, pid in sorted(processes, key=lambda item: (-item[0], item[1])))
+                found.append(Overuse(claim_id, sample.uuid, pids, total, limit))
     return found
 
 
 class Watchdog:
-    """Acts on overuse according to its mode; remembers whom it warned and when it sent SIGTERM."""
+    """Acts on overuse according to its mode; remembers whom it warned and when it sent SIGTERM
+    (per claim and device: the offence is the claim's, every process of it is stopped)."""
 
     def __init__(
         self,
@@ -76,8 +86,8 @@ class Watchdog:
         self.mode = mode
         self.grace_s = grace_s
         self._send_signal = send_signal
-        self._terminated_at: dict[int, float] = {}
-        self._warned: set[tuple[str, int]] = set()
+        self._terminated_at: dict[tuple[str, str], float] = {}
+        self._warned: set[tuple[str, str]] = set()
 
     def enforce(self, overuses: Iterable[Overuse], now: float) -> list[WatchdogAction]:
         """Act on this sample's overuse; returns what was done (for events)."""
@@ -86,29 +96,33 @@ class Watchdog:
         actions: list[WatchdogAction] = []
         current = list(overuses)
         for overuse in current:
+            key = (overuse.claim_id, overuse.device_uuid)
             if self.mode == WatchdogMode.WARN:
-                key = (overuse.claim_id, overuse.pid)
                 if key not in self._warned:
                     self._warned.add(key)
                     actions.append(WatchdogAction("over_quota", overuse))
                 continue
-            sent = self._terminated_at.get(overuse.pid)
+            sent = self._terminated_at.get(key)
             if sent is None:
-                if self._signal(overuse.pid, signal.SIGTERM):
-                    self._terminated_at[overuse.pid] = now
+                if self._signal_all(overuse.pids, signal.SIGTERM):
+                    self._terminated_at[key] = now
                     actions.append(WatchdogAction("terminate", overuse))
-            elif now - sent >= self.grace_s and self._signal(overuse.pid, signal.SIGKILL):
+            elif now - sent >= self.grace_s and self._signal_all(overuse.pids, signal.SIGKILL):
                 actions.append(WatchdogAction("kill", overuse))
-        over_pids = {o.pid for o in current}
-        # Forget processes that came back under quota or ended, so a new offence starts afresh.
-        for pid in [p for p in self._terminated_at if p not in over_pids and not procfs.is_alive(p)]:
-            del self._terminated_at[pid]
-        self._warned = {key for key in self._warned if key[1] in over_pids}
+        over = {(o.claim_id, o.device_uuid) for o in current}
+        # Forget offences that ended (back under quota, or the processes are gone), so a new
+        # offence starts afresh.
+        self._terminated_at = {key: at for key, at in self._terminated_at.items() if key in over}
+        self._warned &= over
         return actions
 
-    def _signal(self, pid: int, signum: int) -> bool:
-        try:
-            self._send_signal(pid, signum)
-        except ProcessLookupError:
-            return False
-        return True
+    def _signal_all(self, pids: Iterable[int], signum: int) -> bool:
+        """Signal each pid; True if any was still there."""
+        reached = False
+        for pid in pids:
+            try:
+                self._send_signal(pid, signum)
+            except ProcessLookupError:
+                continue
+            reached = True
+        return reached

@@ -3,7 +3,7 @@
 from gpupool.model.claim import MAX_GPUS_PER_CLAIM, Binding, Claim, ClaimSpec, ClaimState, Event
 from gpupool.model.device import Device, DeviceTelemetry, ProcessUsage
 from gpupool.model.tenant import ADMIN, Tenant
-from gpupool.model.units import GiB, MiB, format_size, parse_percent, parse_size
+from gpupool.model.units import GiB, MiB, describe_size, format_size, parse_percent, parse_size
 
 __all__ = [
     "ADMIN",
@@ -19,6 +19,7 @@ __all__ = [
     "MiB",
     "ProcessUsage",
     "Tenant",
+    "describe_size",
     "format_size",
     "parse_percent",
     "parse_size",

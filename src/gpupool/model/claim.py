@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpupool.errors import InvalidRequest
+from gpupool.model.mig import parse_profile
 
 
 class ClaimState(enum.StrEnum):
@@ -41,6 +42,9 @@ class ClaimSpec:
     priority: int = 0
     preemptible: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    # A MIG profile ("1g.10gb"): whole MIG instances of it, on parents matching `model`. Without
+    # it a claim never lands on a MIG instance, whatever its model pattern.
+    mig: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.gpus, int) or isinstance(self.gpus, bool) or self.gpus < 1:
@@ -51,6 +55,10 @@ class ClaimSpec:
             raise InvalidRequest(f"memory: must be greater than zero, got {self.memory_bytes}")
         if self.compute_percent is not None and not 1 <= self.compute_percent <= 100:
             raise InvalidRequest(f"compute: must be between 1 and 100, got {self.compute_percent}")
+        if self.mig is not None:
+            object.__setattr__(self, "mig", parse_profile(self.mig))
+            if not self.whole_gpu:
+                raise InvalidRequest("mig: a MIG instance is taken whole; drop memory and compute")
 
     @property
     def whole_gpu(self) -> bool:

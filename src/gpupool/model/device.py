@@ -20,6 +20,15 @@ class Device:
     parent_uuid: str | None = None  # set for a MIG instance: the GPU it lives on
     nvlink_peers: tuple[str, ...] = field(default_factory=tuple)  # UUIDs reachable by NVLink
 
+    @property
+    def is_mig_instance(self) -> bool:
+        return self.parent_uuid is not None
+
+    @property
+    def schedulable(self) -> bool:
+        """False for a GPU in MIG mode: only its instances can be handed out, never the whole card."""
+        return not (self.mig_mode and self.parent_uuid is None)
+
 
 @dataclass(frozen=True)
 class ProcessUsage:
@@ -34,7 +43,7 @@ class DeviceTelemetry:
     """A sample of what a device is doing right now."""
 
     uuid: str
-    utilization_percent: float
+    utilization_percent: float | None  # None: N/A (MIG instances have no counter); never "idle"
     memory_used_bytes: int
     processes: tuple[ProcessUsage, ...] = ()
     timestamp: float = 0.0

@@ -18,6 +18,7 @@ class Segment(BaseModel):
     tenant: str
     memory_bytes: int
     compute_percent: int
+    holder: str | None = Field(None, description="the VM (libvirt domain) holding this share, if any")
 
 
 class DeviceCard(DeviceSummary):
@@ -37,6 +38,9 @@ class TenantRow(BaseModel):
     allocated_compute_percent: int = 0
     bound_claims: int = 0
     pending_claims: int = 0
+    colour: int = Field(
+        -1, description="colour slot: the tenant's rank by creation (-1: the admin), so colours never repeat"
+    )
 
 
 class Overview(BaseModel):

@@ -11,6 +11,7 @@ ADMIN = "admin"
 class Tenant:
     name: str
     created_at: float = 0.0
+    run_as: str | None = None  # the OS user its detached workloads run as; None: refused
 
     @property
     def is_admin(self) -> bool:

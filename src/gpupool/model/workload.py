@@ -42,6 +42,9 @@ class Workload:
     started_at: float | None = None
     ended_at: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    agent: str | None = None  # the node agent that runs or watches it (only it reaps it)
+    run_as: str | None = None  # the OS user a detached workload runs as (None: the server's)
+    proof_hash: str | None = None  # SHA-256 of the secret its processes carry (pid proof)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gpupool.model import Binding, Claim, ClaimSpec, ClaimState
 from gpupool.pool.observer import PoolObserver
@@ -136,15 +136,14 @@ class Drain:
             return loads
         future = {load.device.uuid: load for load in self.future}
         return [
-            DeviceLoad(
-                device=load.device,
+            replace(
+                load,
                 allocated_memory_bytes=max(
                     load.allocated_memory_bytes, future[load.device.uuid].allocated_memory_bytes
                 ),
                 allocated_compute_percent=max(
                     load.allocated_compute_percent, future[load.device.uuid].allocated_compute_percent
                 ),
-                utilization_percent=load.utilization_percent,
             )
             if load.device.uuid in future
             else load

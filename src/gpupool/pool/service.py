@@ -15,16 +15,24 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gpupool.devices.base import DeviceBackend
-from gpupool.errors import CapacityError, Conflict, Forbidden, NotFound
+from gpupool.errors import CapacityError, Conflict, Forbidden, InvalidRequest, NotFound
 from gpupool.model import Binding, Claim, ClaimSpec, ClaimState, Device, DeviceTelemetry, Event, Tenant
-from gpupool.pool import preemption, quota
+from gpupool.pool import feasibility, preemption, quota
 from gpupool.pool.fairshare import fair_order
 from gpupool.pool.observer import NullObserver, PoolObserver
-from gpupool.scheduler import LiveCluster, Placer
+from gpupool.scheduler import (
+    DeviceLoad,
+    LiveCluster,
+    NodeVerdict,
+    PlacementResult,
+    Placer,
+    loads_on,
+    with_bindings,
+)
 from gpupool.store import Store
 from gpupool.store.runtime import RuntimeRecords
 from gpupool.store.state import Changes
@@ -36,6 +44,11 @@ DEFAULT_PREEMPT_GRACE_S = 10.0
 OWNER_SLACK_S = 2.0
 """Extra seconds the backstop leaves a preempted claim whose workload is still recorded as live:
 its owner SIGKILLs it at the deadline and releases it; the pool ends it only if the owner does not."""
+
+
+LoadAnnotator = Callable[[list[DeviceLoad], ClaimSpec | None], list[DeviceLoad]]
+"""Adds what a front door knows of each device (the `vms` adapter: VM traits) to the loads the
+placer sees, for a claim spec (None: a scheduling pass over the queue)."""
 
 
 @dataclass(frozen=True)
@@ -66,14 +79,21 @@ class PoolService:
         backend: DeviceBackend,
         placer: Placer,
         preempt_grace_s: float = DEFAULT_PREEMPT_GRACE_S,
+        fixed_inventory: bool = True,
     ) -> None:
         self.store = store
         self.backend = backend
         self.placer = placer
         self.preempt_grace_s = preempt_grace_s
+        # True: the devices now are all the pool will have, so a claim no node could ever hold is
+        # refused. False (Ray cluster mode, nodes join later): such a claim waits, and says why.
+        self.fixed_inventory = fixed_inventory
         self._devices: list[Device] = []
+        self._schedulable: list[Device] = []  # without MIG-mode parents: only their instances go out
+        self._own_nodes: set[str] = set()  # nodes this process's backend ever showed
         self._schedule_lock = threading.Lock()
         self.observer: PoolObserver = NullObserver()  # metrics plug in here (api layer)
+        self.load_annotator: LoadAnnotator | None = None  # VM traits plug in here (vms adapter)
         self._live: LiveCluster | None = None
         # Devices whose committed totals changed since the live cluster last looked (None: all),
         # noted by the store's writer thread; and placements whose commit is over, to forget.
@@ -97,12 +117,18 @@ class PoolService:
         self.schedule()
         return affected
 
-    def refresh_devices(self) -> list[Claim]:
+    def refresh_devices(self, lost_nodes: Sequence[str] = ()) -> list[Claim]:
         """Re-read the inventory (nodes may have joined or left since); flag bindings on vanished
-        devices as missing and return their claims."""
+        devices as missing and return their claims.
+
+        Only nodes this backend has shown (or `lost_nodes`) are judged: a replica sharing the store
+        never marks another host's devices gone.
+        """
         self._devices = sorted(self.backend.devices(), key=lambda d: (d.node, d.index))
+        self._schedulable = [d for d in self._devices if d.schedulable]
+        self._own_nodes |= {d.node for d in self._devices} | set(lost_nodes)
         self._live = None  # rebuilt for the new inventory at the next decision
-        vanished = self.store.sync_devices(self._devices)
+        vanished = self.store.sync_devices(self._devices, nodes=self._own_nodes)
         affected = self.store.mark_missing_bindings([d.uuid for d in vanished])
         for claim in affected:
             log.warning("claim %s is bound to a device that is gone; marked missing", claim.id)
@@ -118,7 +144,7 @@ class PoolService:
                 lost.append(self.store.end_claim(claim.id, ClaimState.LOST, actor=actor, reason=reason))
         details = {"node": node, "reason": reason, "claims": len(lost)}
         self.store.add_event(actor, "node.lost", details=details)
-        self.refresh_devices()
+        self.refresh_devices(lost_nodes=[node])
         self.schedule()
         return lost
 
@@ -126,14 +152,21 @@ class PoolService:
     def devices(self) -> list[Device]:
         return list(self._devices)
 
+    @property
+    def schedulable_devices(self) -> list[Device]:
+        """The devices claims can be bound to: every device but a GPU in MIG mode."""
+        return list(self._schedulable)
+
     # ------------------------------------------------------------------ claims
     def create_claim(self, tenant: Tenant, spec: ClaimSpec, lease_ttl_s: float | None = None) -> Claim:
         """Record a claim; bind it in the same transaction when it fits now and nobody waits ahead.
 
         With `lease_ttl_s` the claim's lease is taken in that transaction too (see `Store.add_claim`).
+        A claim no node of a fixed inventory could ever hold is refused (InvalidRequest) instead.
         """
+        unfit = self._never_fits(spec)
         with self._schedule_lock:
-            plan = self._plan(tenant, spec)
+            plan = self._plan(tenant, spec, unfit)
         if plan.bind_now:
             try:
                 return self.store.add_claim(
@@ -151,10 +184,11 @@ class PoolService:
         """`create_claim` for an event loop: the decision is made on the loop (it is short) and the
         commit is awaited without holding a thread. While a scheduling pass holds the pool (it may
         wait for several commits), the whole claim runs in a worker thread instead."""
+        unfit = self._never_fits(spec)
         if not self._schedule_lock.acquire(blocking=False):
             return await asyncio.to_thread(self.create_claim, tenant, spec, lease_ttl_s)
         try:
-            plan = self._plan(tenant, spec)
+            plan = self._plan(tenant, spec, unfit)
         finally:
             self._schedule_lock.release()
         if plan.bind_now:
@@ -168,21 +202,30 @@ class PoolService:
                 self._settled.append((plan.live, plan.bindings))
         return await asyncio.to_thread(self._queue_claim, tenant, spec, plan, lease_ttl_s)
 
-    def _plan(self, tenant: Tenant, spec: ClaimSpec) -> _Plan:
+    def _never_fits(self, spec: ClaimSpec) -> feasibility.Unfit | None:
+        """Why no node could ever hold the claim (None when one could); refused at once when the
+        inventory is fixed."""
+        unfit = feasibility.never_fits(spec, self._devices)
+        if unfit is not None and self.fixed_inventory:
+            raise InvalidRequest(unfit.refusal())
+        return unfit
+
+    def _plan(self, tenant: Tenant, spec: ClaimSpec, unfit: feasibility.Unfit | None = None) -> _Plan:
         """Where a new claim goes and whether it binds at once (caller holds the scheduling lock);
         a placement that will bind is assumed in the live cluster until its commit is settled."""
         live = self._current()
         ahead = self.store.count_pending(min_priority=spec.priority)
         started = time.perf_counter()
-        result = self.placer.place(spec, live)
+        result = self.placer.place(spec, self._placement_loads(spec, live))
         self.observer.on_decision(time.perf_counter() - started, result.ok)
-        verdict = quota.admit(self.store, self._devices, tenant.name, spec)
+        verdict = quota.admit(self.store, self._schedulable, tenant.name, spec)
         # While victims drain, room may be promised to a waiting claim: let the pass decide.
         draining = bool(self.store.view().preempting) if result.ok else False
         bind_now = result.ok and ahead == 0 and verdict.allowed and not draining
         if bind_now:
             live.assume(result.bindings)
         reason = result.reason if not result.ok else f"queued behind {ahead} earlier claim(s)"
+        reason = unfit.waiting_reason() if unfit is not None else reason
         reason = verdict.reason or reason  # a quota holding the claim back says so first
         return _Plan(live, result.bindings, bind_now, reason)
 
@@ -192,6 +235,22 @@ class PoolService:
         self.schedule()
         return self.store.get_claim(claim.id)  # bound now, or with the pass's reason (may preempt)
 
+    def claim_now(self, tenant: Tenant, spec: ClaimSpec, actor: str | None = None) -> Claim:
+        """Bind a claim now or record nothing, for front doors that cannot wait in the queue (a VM
+        attach). Conflict with the quota's or the scheduler's reason when it does not fit now."""
+        with self._schedule_lock:
+            verdict = quota.admit(self.store, self._schedulable, tenant.name, spec)
+            if not verdict.allowed:
+                raise Conflict(verdict.reason or "quota")
+            started = time.perf_counter()
+            result = self.placer.place(spec, self._placement_loads(spec))
+            self.observer.on_decision(time.perf_counter() - started, result.ok)
+            if not result.ok:
+                raise Conflict(result.reason)
+            return self.store.add_claim(
+                tenant.name, spec, "", actor or tenant.name, placement=result.bindings
+            )
+
     def get_claim(self, tenant: Tenant, claim_id: str) -> Claim:
         claim = self.store.get_claim(claim_id)
         if not tenant.is_admin and claim.tenant != tenant.name:
@@ -199,9 +258,11 @@ class PoolService:
             raise NotFound(f"claim {claim_id} not found")
         return claim
 
-    def list_claims(self, tenant: Tenant, states: Sequence[ClaimState] | None = None) -> list[Claim]:
+    def list_claims(
+        self, tenant: Tenant, states: Sequence[ClaimState] | None = None, id_prefix: str | None = None
+    ) -> list[Claim]:
         owner = None if tenant.is_admin else tenant.name
-        return self.store.list_claims(tenant=owner, states=states)
+        return self.store.list_claims(tenant=owner, states=states, id_prefix=id_prefix)
 
     def release(self, tenant: Tenant, claim_id: str, reason: str = "") -> Claim:
         owner = None if tenant.is_admin else tenant.name
@@ -224,8 +285,8 @@ class PoolService:
 
     def queue(self) -> list[Claim]:
         """Pending claims in the order the scheduler tries them (fair share across tenants)."""
-        gate = quota.QuotaGate.load(self.store, self._devices)
-        return fair_order(self.store.pending_claims(), gate, self._devices)
+        gate = quota.QuotaGate.load(self.store, self._schedulable)
+        return fair_order(self.store.pending_claims(), gate, self._schedulable)
 
     def queue_position(self, claim: Claim) -> int | None:
         """1-based position of a pending claim in the queue, None for others."""
@@ -286,9 +347,11 @@ class PoolService:
             if not pending:
                 return 0
             live = self._current()
-            drain = preemption.Drain.start(live, self.store.preempting_claims())
-            gate = quota.QuotaGate.load(self.store, self._devices)
-            pending = fair_order(pending, gate, self._devices)
+            annotated = self.load_annotator is not None  # then placements see a list of annotated loads
+            loads = self._placement_loads(None, live)
+            drain = preemption.Drain.start(loads, self.store.preempting_claims())
+            gate = quota.QuotaGate.load(self.store, self._schedulable)
+            pending = fair_order(pending, gate, self._schedulable)
             # Claims that made others stop go first, so the room they freed is theirs.
             pending.sort(key=lambda c: not c.reason.startswith(preemption.WAIT_PREFIX))
             bound = 0
@@ -299,7 +362,7 @@ class PoolService:
                     continue
                 started = time.perf_counter()
                 # Not an arrival: the claim was counted when it came (online policies learn once).
-                result = self.placer.place(claim.spec, drain.guarded(live), learn=False)
+                result = self.placer.place(claim.spec, drain.guarded(loads), learn=False)
                 self.observer.on_decision(time.perf_counter() - started, result.ok)
                 if not result.ok and verdict.in_guarantee:
                     placement = self._wait_for_room(claim, drain, gate, now)
@@ -309,7 +372,7 @@ class PoolService:
                         gate.note_bound(claim.tenant, placement)  # it will hold this: quota says so
                         continue
                 if not result.ok:
-                    self.store.set_pending_reason(claim.id, result.reason)
+                    self.store.set_pending_reason(claim.id, self._unplaced_reason(claim.spec, result.reason))
                     continue
                 live.assume(result.bindings)
                 try:
@@ -318,10 +381,22 @@ class PoolService:
                     # Another process changed the pool under us: let the next pass retry.
                     log.info("bind of %s lost a race: %s", claim.id, exc)
                     self.observer.on_bind_failure(type(exc).__name__.lower())
+                    lost_race = True
+                except BaseException:
+                    live.forget(result.bindings)
+                    raise
+                else:
+                    lost_race = False
+                live.forget(result.bindings)  # committed (the commit now counts it) or refused
+                live = self._current()
+                if not annotated:
+                    loads = live  # it shows the commit already
+                elif lost_race:
+                    loads = self._placement_loads(None, live)  # re-read
+                else:
+                    loads = with_bindings(loads, result.bindings)
+                if lost_race:
                     continue
-                finally:
-                    live.forget(result.bindings)  # committed (the commit now counts it) or refused
-                    live = self._current()
                 bound += 1
                 gate.note_bound(claim.tenant, result.bindings)
                 drain.bound(result.bindings)
@@ -332,6 +407,76 @@ class PoolService:
         small read; the state is reloaded only if they did), then schedule."""
         self.store.refresh()
         return self.schedule()
+
+    # ------------------------------------------- placement chosen by another scheduler
+    def assess_nodes(
+        self, tenant: str, spec: ClaimSpec, nodes: Sequence[str], held: Sequence[Binding] = ()
+    ) -> list[NodeVerdict]:
+        """For a claim another scheduler places (Kubernetes): one verdict per node in `nodes`, in
+        that order: does it fit there now, else why not, and the policy's score of the node.
+
+        `held`: bindings not recorded yet that count as taken (the other scheduler's decisions
+        still on their way to `claim_on_node`). A tenant's quota that holds the claim back, or
+        room promised to a claim that waits for preempted claims to stop, fails every node with
+        that reason. Nothing is recorded.
+        """
+        with self._schedule_lock:
+            held_back = self._held_back(tenant, spec)
+            if held_back:
+                return [NodeVerdict(node, False, held_back) for node in nodes]
+            loads = loads_on(with_bindings(self._placement_loads(), held), set(nodes))
+            found = {v.node: v for v in self.placer.assess(spec, loads)}
+        missing = "no gpupool device on this node"
+        return [found.get(node) or NodeVerdict(node, False, missing) for node in nodes]
+
+    def plan_on_node(self, spec: ClaimSpec, node: str, held: Sequence[Binding] = ()) -> PlacementResult:
+        """The bindings `claim_on_node` would make on `node` now (quota aside); nothing recorded."""
+        with self._schedule_lock:
+            loads = loads_on(with_bindings(self._placement_loads(spec), held), {node})
+            return self.placer.place(spec, loads, learn=False)
+
+    def claim_on_node(
+        self,
+        tenant: Tenant,
+        spec: ClaimSpec,
+        node: str,
+        actor: str | None = None,
+        held: Sequence[Binding] = (),
+    ) -> Claim:
+        """Create a claim bound on `node` now (the policy picks the devices there), all or nothing.
+
+        CapacityError, with the reason and nothing recorded, when it does not fit on that node now
+        (with `held` taken, as in `assess_nodes`) or its quota or promised room holds it back.
+        """
+        with self._schedule_lock:
+            held_back = self._held_back(tenant.name, spec)
+            if held_back:
+                raise CapacityError(held_back)
+            started = time.perf_counter()
+            loads = loads_on(with_bindings(self._placement_loads(spec), held), {node})
+            result = self.placer.place(spec, loads)
+            self.observer.on_decision(time.perf_counter() - started, result.ok)
+            if not result.ok:
+                raise CapacityError(f"{node}: {result.reason}")
+            bindings = result.bindings
+            return self.store.add_claim(tenant.name, spec, "", actor or tenant.name, placement=bindings)
+
+    def _held_back(self, tenant: str, spec: ClaimSpec) -> str:
+        """Why a claim may not bind now whatever the node ('' when it may): its tenant's quota, or
+        room promised to claims that wait for preempted claims to stop."""
+        verdict = quota.admit(self.store, self._devices, tenant, spec)
+        if not verdict.allowed:
+            return verdict.reason or "quota"
+        if self.store.preempting_claims() and any(
+            c.reason.startswith(preemption.WAIT_PREFIX) for c in self.store.pending_claims()
+        ):
+            return "waiting: room is promised to a claim whose preempted claims are stopping"
+        return ""
+
+    def _unplaced_reason(self, spec: ClaimSpec, reason: str) -> str:
+        """The placer's reason, or, where no node could hold the claim yet, that it waits for one."""
+        unfit = None if self.fixed_inventory else feasibility.never_fits(spec, self._devices)
+        return reason if unfit is None else unfit.waiting_reason()
 
     def _wait_for_room(
         self, claim: Claim, drain: preemption.Drain, gate: quota.QuotaGate, now: float
@@ -401,7 +546,7 @@ class PoolService:
         if self._live is None:
             interner = getattr(self.placer, "interner", None)
             self._live = LiveCluster(
-                self._devices, lambda uuid: state.allocations.get(uuid, (0, 0)), interner
+                self._schedulable, lambda uuid: state.allocations.get(uuid, (0, 0)), interner
             )
             changed = set()
         live = self._live
@@ -411,6 +556,16 @@ class PoolService:
                 live.forget(bindings)
         live.refresh(changed)
         return live
+
+    def _placement_loads(
+        self, spec: ClaimSpec | None = None, live: LiveCluster | None = None
+    ) -> Sequence[DeviceLoad]:
+        """What a placement sees (caller holds the lock): the live cluster itself, or, when a front
+        door annotates loads (VM traits), a list of them made from it for this claim."""
+        live = live if live is not None else self._current()
+        if self.load_annotator is None:
+            return live
+        return self.load_annotator(list(live), spec)
 
     # ----------------------------------------------------------------- devices
     def device_views(self) -> list[DeviceView]:

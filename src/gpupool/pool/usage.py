@@ -1,7 +1,8 @@
 """What each tenant holds and waits for, in GPU-equivalents and bytes.
 
 A vGPU's GPU-equivalent is its dominant share of its device: max(memory fraction, compute
-fraction), so a whole GPU is 1.0 and a 20GiB/25% slice of an 80GiB GPU is 0.25.
+fraction), so a whole GPU is 1.0 and a 20GiB/25% slice of an 80GiB GPU is 0.25. A MIG instance
+is its compute slices of the parent: a 1g.10gb is 1/7, a 3g.40gb 3/7.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from gpupool.model import Binding, Claim, ClaimSpec, ClaimState, Device
+from gpupool.model.mig import MIG_SLICES, profile_slices, split_instance_model
 
 
 @dataclass
@@ -43,8 +45,16 @@ def reference_memory_bytes(spec: ClaimSpec, devices: Sequence[Device]) -> int:
     return max(sizes, default=0)
 
 
+def mig_share(model: str) -> float:
+    """The share of its parent GPU a device of this model is: 1.0 for a whole GPU."""
+    instance = split_instance_model(model)
+    return 1.0 if instance is None else profile_slices(instance[1])[0] / MIG_SLICES
+
+
 def spec_gpus(spec: ClaimSpec, devices: Sequence[Device]) -> float:
     """GPU-equivalents a claim would take, estimated on the largest device it may land on."""
+    if spec.mig is not None:
+        return spec.gpus * profile_slices(spec.mig)[0] / MIG_SLICES
     if spec.whole_gpu:
         return float(spec.gpus)
     reference = reference_memory_bytes(spec, devices)
@@ -64,13 +74,14 @@ def spec_memory_bytes(spec: ClaimSpec, devices: Sequence[Device]) -> int:
 def claim_gpus(claim: Claim, devices_by_uuid: dict[str, Device], devices: Sequence[Device]) -> float:
     """GPU-equivalents a claim holds (bound) or asks for (pending)."""
     if claim.state == ClaimState.BOUND and claim.bindings:
-        return sum(
-            binding_gpus(
-                b,
-                devices_by_uuid[b.device_uuid].memory_total_bytes if b.device_uuid in devices_by_uuid else 0,
-            )
-            for b in claim.bindings
-        )
+        total = 0.0
+        for b in claim.bindings:
+            device = devices_by_uuid.get(b.device_uuid)
+            if device is None:
+                total += binding_gpus(b, 0)
+            else:
+                total += binding_gpus(b, device.memory_total_bytes) * mig_share(device.model)
+        return total
     return spec_gpus(claim.spec, devices)
 
 

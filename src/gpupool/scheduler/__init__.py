@@ -7,9 +7,16 @@ through the very same `Scheduler`.
 
 from gpupool.errors import InvalidRequest
 from gpupool.scheduler.cluster import Allocation, Cluster
-from gpupool.scheduler.contract import DeviceLoad, PlacementResult, Placer, with_bindings
+from gpupool.scheduler.contract import (
+    DeviceLoad,
+    NodeVerdict,
+    PlacementResult,
+    Placer,
+    loads_on,
+    with_bindings,
+)
 from gpupool.scheduler.firstfit import FirstFitPlacer
-from gpupool.scheduler.framework import Decision, PluginContext, Scheduler
+from gpupool.scheduler.framework import Decision, PluginContext, Ranking, Scheduler
 from gpupool.scheduler.live import FrameworkPlacer, LiveCluster
 from gpupool.scheduler.profiles import ALIASES, DEFAULT_POLICY, PROFILES, Profile, build_scheduler
 from gpupool.scheduler.request import Request
@@ -43,14 +50,17 @@ __all__ = [
     "DeviceLoad",
     "FrameworkPlacer",
     "LiveCluster",
+    "NodeVerdict",
     "PlacementResult",
     "Placer",
     "PluginContext",
     "Profile",
+    "Ranking",
     "Request",
     "Scheduler",
     "Status",
     "build_scheduler",
+    "loads_on",
     "make_placer",
     "policy_names",
     "with_bindings",

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from gpupool.errors import CapacityError
 from gpupool.scheduler.request import MILLI_PER_GPU, Request
+from gpupool.scheduler.vm_slots import SlotTraits
 
 KIND_SLOTS = 10  # kind counters per node: shared GPU, 1..8 whole GPUs, more
 
@@ -68,6 +69,7 @@ class Cluster:
     nvlink: NDArray[np.bool_] | None = None  # (nodes, slots, slots) when topology is known
     utilization: NDArray[np.float64] | None = None  # (nodes, slots) sampled %, live only
     slot_ids: list[list[str]] | None = None  # device UUID per slot, live only
+    slot_traits: SlotTraits | None = None  # what a VM host knows of each GPU, live with --libvirt only
     interner: StateInterner = field(default_factory=StateInterner)
     kind_counts: NDArray[np.int64] = field(init=False)
     occupants: dict[tuple[int, int], list[Allocation]] = field(init=False)  # (node, slot) -> bound claims

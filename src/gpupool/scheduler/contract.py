@@ -3,11 +3,28 @@ current load of every device into bindings (all GPUs of the claim, or none) or a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from gpupool.model import Binding, ClaimSpec, Device
+
+
+@dataclass(frozen=True)
+class DeviceTraits:
+    """What a VM host knows of a device beyond its capacity (the `vms` adapter sets it; None elsewhere).
+
+    The VM rules (`plugins/vgpu_profile`, `passthrough`, `host_busy`) read it.
+    """
+
+    profiles: Mapping[str, int] = field(default_factory=dict)  # vGPU profile -> instances creatable now
+    hosted_profile: str = ""  # the profile of the vGPUs on it now ("" none)
+    passthrough_capable: bool = False  # may go whole to a VM (own IOMMU group)
+    passed_through_to: str = ""  # the domain that holds it whole now, recorded by gpupool or not
+    vm_only: bool = False  # bound to vfio-pci, or held by a VM: no host workloads
+    host_claims: bool = False  # host (non-VM) claims are bound to it
+    host_pids: tuple[int, ...] = ()  # host processes holding it open (looked up for passthrough)
+    label: str = ""  # how reasons name it (its PCI address)
 
 
 @dataclass(frozen=True)
@@ -18,6 +35,7 @@ class DeviceLoad:
     allocated_memory_bytes: int = 0
     allocated_compute_percent: int = 0
     utilization_percent: float = 0.0
+    traits: DeviceTraits | None = None
 
     @property
     def free_memory_bytes(self) -> int:
@@ -40,6 +58,21 @@ class PlacementResult:
         return bool(self.bindings)
 
 
+@dataclass(frozen=True)
+class NodeVerdict:
+    """Could a claim bind on one node now, and how much the policy likes that node.
+
+    `score` is the policy's own score (higher is better), comparable only within one `assess`
+    call; `best` marks the node `place` would choose among the nodes assessed.
+    """
+
+    node: str
+    fits: bool
+    reason: str = ""  # why it does not fit, when it does not
+    score: float = 0.0
+    best: bool = False
+
+
 class Placer(Protocol):
     """What the pool needs from a scheduling policy."""
 
@@ -48,6 +81,12 @@ class Placer(Protocol):
     def place(self, spec: ClaimSpec, cluster: Sequence[DeviceLoad], learn: bool = True) -> PlacementResult:
         """Bindings for `spec` on `cluster`, or the reason it fits nowhere. `learn=False` for a
         retry or a what-if, so online policies count each claim's arrival once."""
+        ...
+
+    def assess(self, spec: ClaimSpec, cluster: Sequence[DeviceLoad]) -> list[NodeVerdict]:
+        """One verdict per node of `cluster` (by name), without learning or changing anything:
+        whether `spec` fits there now (else why not) and the policy's score of the node.
+        `place` on the devices of one node gives that node's bindings."""
         ...
 
 
@@ -63,13 +102,17 @@ def with_bindings(
             compute + sign * binding.compute_percent,
         )
     return [
-        DeviceLoad(
-            device=load.device,
+        replace(
+            load,
             allocated_memory_bytes=load.allocated_memory_bytes + added[load.device.uuid][0],
             allocated_compute_percent=load.allocated_compute_percent + added[load.device.uuid][1],
-            utilization_percent=load.utilization_percent,
         )
         if load.device.uuid in added
         else load
         for load in loads
     ]
+
+
+def loads_on(loads: Sequence[DeviceLoad], nodes: Collection[str]) -> list[DeviceLoad]:
+    """The loads of the devices on `nodes` only (placing on them restricts a claim to those nodes)."""
+    return [load for load in loads if load.device.node in nodes]

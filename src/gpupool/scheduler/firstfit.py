@@ -5,17 +5,13 @@ Kept as a reference policy and a fallback; the framework's policies replace it b
 
 from __future__ import annotations
 
-import fnmatch
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 
 from gpupool.model import Binding, ClaimSpec, format_size
-from gpupool.scheduler.contract import DeviceLoad, PlacementResult
-
-
-def model_matches(pattern: str | None, model: str) -> bool:
-    """Case-insensitive fnmatch of a claim's model pattern against a device model."""
-    return pattern is None or fnmatch.fnmatch(model.lower(), pattern.lower())
+from gpupool.scheduler.contract import DeviceLoad, NodeVerdict, PlacementResult, loads_on
+from gpupool.scheduler.models import MIG_HINT, allows_model, has_mig_instances
 
 
 class FirstFitPlacer:
@@ -25,7 +21,7 @@ class FirstFitPlacer:
         by_node: dict[str, list[tuple[DeviceLoad, int, int]]] = defaultdict(list)
         matching = 0
         for load in cluster:
-            if not model_matches(spec.model, load.device.model):
+            if not allows_model(spec, load.device.model):
                 continue
             matching += 1
             memory, compute = spec.demand_on(load.device.memory_total_bytes)
@@ -47,12 +43,27 @@ class FirstFitPlacer:
                         for load, memory, compute in fits[: spec.gpus]
                     )
                 )
-        return PlacementResult(reason=unschedulable_reason(spec, matching))
+        reason = unschedulable_reason(spec, matching)
+        if spec.mig is None and has_mig_instances([load.device.model for load in cluster]):
+            reason += MIG_HINT
+        return PlacementResult(reason=reason)
+
+    def assess(self, spec: ClaimSpec, cluster: Sequence[DeviceLoad]) -> list[NodeVerdict]:
+        """Fit per node; earlier names score higher, as this policy takes the first that fits."""
+        names = sorted({load.device.node for load in cluster})
+        verdicts = []
+        for position, name in enumerate(names):
+            result = self.place(spec, loads_on(cluster, {name}))
+            verdicts.append(NodeVerdict(name, result.ok, result.reason, score=float(-position)))
+        first = next((v for v in verdicts if v.fits), None)
+        return [replace(v, best=True) if v is first else v for v in verdicts]
 
 
 def unschedulable_reason(spec: ClaimSpec, matching_devices: int) -> str:
     """A human reason for a claim that fits nowhere."""
     where = f" on model {spec.model}" if spec.model else ""
+    if spec.mig is not None:
+        where = f" of MIG profile {spec.mig}{where}"
     if matching_devices == 0:
         return f"no device{where} in the pool"
     if spec.whole_gpu:

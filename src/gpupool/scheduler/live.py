@@ -19,24 +19,29 @@ import numpy as np
 
 from gpupool.errors import CapacityError
 from gpupool.model import Binding, ClaimSpec, Device, format_size
+from gpupool.model.vm import DEVICES_LABEL, PASSTHROUGH_LABEL, VGPU_PROFILE_LABEL
 from gpupool.scheduler.cluster import Cluster, StateInterner
-from gpupool.scheduler.contract import DeviceLoad, PlacementResult
+from gpupool.scheduler.contract import DeviceLoad, NodeVerdict, PlacementResult, loads_on
 from gpupool.scheduler.framework import CycleState, PluginContext, Scheduler
+from gpupool.scheduler.models import MIG_HINT, has_mig_instances, model_constraint
 from gpupool.scheduler.plugins.fgd import FgdScore
 from gpupool.scheduler.profiles import build_scheduler, resolve
 from gpupool.scheduler.request import Request
+from gpupool.scheduler.vm_slots import SlotTraits
 
 MILLI_PER_PERCENT = 10
 _IMPOSSIBLE = np.iinfo(np.int64).max // 4
 REMEMBERED = 4096
 """Requests and picks a live cluster remembers (least recently made forgotten first)."""
 
-SpecKey = tuple[int, int | None, int | None, str | None, int]
+SpecKey = tuple[object, ...]
 
 
 def spec_key(spec: ClaimSpec) -> SpecKey:
-    """What a claim's `Request` depends on (labels and preemptibility do not change its demand)."""
-    return (spec.gpus, spec.memory_bytes, spec.compute_percent, spec.model, spec.priority)
+    """What a claim's `Request` depends on (all but preemptibility: labels name VM profiles and
+    devices, see `request_for`)."""
+    labels = tuple(sorted(spec.labels.items())) if spec.labels else ()
+    return (spec.gpus, spec.memory_bytes, spec.compute_percent, spec.model, spec.priority, spec.mig, labels)
 
 
 def snapshot(
@@ -96,6 +101,8 @@ def snapshot(
         gpu_mem_free_bytes=mem_free,
         nvlink=nvlink,
         utilization=busy,
+        slot_ids=[[load.device.uuid for load in row] for row in rows],
+        slot_traits=SlotTraits.build(rows, width),
         interner=interner or StateInterner(),
     )
     return cluster, [[load.device for load in row] for row in rows]
@@ -114,14 +121,20 @@ def request_for(spec: ClaimSpec, cluster: Cluster) -> Request:
         slot_memory[where] = memory
         nominal[compute * MILLI_PER_PERCENT] = nominal.get(compute * MILLI_PER_PERCENT, 0) + int(where.sum())
     gpu_milli = max(nominal, key=lambda milli: nominal[milli]) if nominal else 100 * MILLI_PER_PERCENT
+    models, pattern = model_constraint(spec, cluster.models)
+    devices = spec.labels.get(DEVICES_LABEL)
     return Request(
         gpus=spec.gpus,
         gpu_milli=gpu_milli,
-        model_pattern=spec.model,
+        models=models,
+        model_pattern=pattern,
         describe=_describe(spec),
         slot_milli=slot_milli,
         slot_memory=slot_memory,
         priority=spec.priority,
+        vgpu_profile=spec.labels.get(VGPU_PROFILE_LABEL, ""),
+        passthrough=spec.labels.get(PASSTHROUGH_LABEL) == "true",
+        devices=frozenset(devices.split(",")) if devices is not None else None,
     )
 
 
@@ -309,7 +322,10 @@ class FrameworkPlacer:
             # snapshot is never allocated from and given back.
             decision = self.scheduler.decide(request, snap, learn=learn)
             if not decision.status.ok:
-                return PlacementResult(reason=decision.status.reason)
+                reason = decision.status.reason
+                if spec.mig is None and has_mig_instances(snap.models):
+                    reason += MIG_HINT
+                return PlacementResult(reason=reason)
             fits = snap.fitting_slots(request, decision.node)
             if len(set(decision.gpus)) != spec.gpus or not all(fits[slot] for slot in decision.gpus):
                 raise CapacityError(f"{self.name}: picked GPUs {decision.gpus} that cannot hold the claim")
@@ -328,3 +344,29 @@ class FrameworkPlacer:
                     for slot in decision.gpus
                 )
             )
+
+    def assess(self, spec: ClaimSpec, cluster: Sequence[DeviceLoad]) -> list[NodeVerdict]:
+        """Rank every node the way `place` does (nothing learnt, nothing changed); a node that fails
+        the filters gets the reason `place` would give on that node alone."""
+        if not cluster:
+            return []
+        with self._lock:
+            snap, _devices = snapshot(cluster, self.interner)
+            request = request_for(spec, snap)
+            ranking = self.scheduler.rank(request, snap, learn=False)
+        scores: dict[str, float] = {}
+        best = ""
+        if ranking.status.ok:
+            row_scores = ranking.scores if ranking.scores is not None else np.zeros(ranking.nodes.size)
+            for row, score in zip(ranking.nodes, row_scores, strict=True):
+                name = snap.node_names[int(row)]  # a node with two models has two rows: its best counts
+                scores[name] = max(float(score), scores.get(name, -np.inf))
+            best = snap.node_names[ranking.best]
+        verdicts = []
+        for name in sorted({load.device.node for load in cluster}):
+            if name in scores:
+                verdicts.append(NodeVerdict(name, True, score=scores[name], best=name == best))
+                continue
+            alone = self.place(spec, loads_on(cluster, {name}), learn=False)
+            verdicts.append(NodeVerdict(name, False, alone.reason or "not among the policy's candidates"))
+        return verdicts

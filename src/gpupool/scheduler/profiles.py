@@ -19,6 +19,7 @@ from gpupool.scheduler.framework import (
     PluginContext,
     Scheduler,
     ScorePlugin,
+    SlotFilterPlugin,
 )
 from gpupool.scheduler.registry import DEFAULT_REGISTRY, Registry
 
@@ -33,6 +34,13 @@ class PluginRef:
 
 
 FILTERS = (PluginRef("gpu-fit"), PluginRef("node-fit"))
+# Rules VM hardware imposes on single GPUs; every profile runs them (they cost nothing without VMs).
+SLOT_FILTERS = (
+    PluginRef("device-choice"),
+    PluginRef("vgpu-profile"),
+    PluginRef("passthrough"),
+    PluginRef("host-busy"),
+)
 PAPER_WEIGHT = 1000.0  # the artifact enables exactly one score plugin, with weight 1000
 
 
@@ -46,6 +54,7 @@ class Profile:
     picker: PluginRef
     filters: tuple[PluginRef, ...] = FILTERS
     actions: tuple[PluginRef, ...] = ()  # second passes for a claim no node fits (KAI-style actions)
+    slot_filters: tuple[PluginRef, ...] = SLOT_FILTERS
 
 
 def _paper(name: str, summary: str, picker: str, **args: Any) -> Profile:
@@ -131,4 +140,7 @@ def build_scheduler(
     )
     observers: list[Observer] = [plugin for plugin in instances.values() if isinstance(plugin, Observer)]
     actions: list[Action] = [registry.create(ref.name, ref.args, ctx) for ref in chosen.actions]
-    return Scheduler(chosen.name, filters, scores, picker, observers, actions)
+    slot_filters: list[SlotFilterPlugin] = [
+        registry.create(ref.name, ref.args, ctx) for ref in chosen.slot_filters
+    ]
+    return Scheduler(chosen.name, filters, scores, picker, observers, actions, slot_filters=slot_filters)

@@ -10,14 +10,18 @@ from gpupool.scheduler.plugins import (
     bestfit,
     binpack,
     clustering,
+    device_choice,
     dotprod,
     fgd,
     fit,
+    host_busy,
     load_aware,
     ours,
     packing,
+    passthrough,
     pickers,
     random_score,
+    vgpu_profile,
 )
 from gpupool.scheduler.plugins.fragmodel import FragModel
 
@@ -75,5 +79,10 @@ DEFAULT_REGISTRY = Registry(
         pickers.FIRST: lambda args, ctx: pickers.FirstPicker(),
         pickers.BEST: lambda args, ctx: pickers.BestPicker(),
         ours.NAME: lambda args, ctx: ours.OursScore(frag_model(args, ctx), **ours.options(args)),
+        # VM rules on single GPUs (slot filters); no-ops unless the pool serves VMs (`--libvirt`)
+        device_choice.NAME: lambda args, ctx: device_choice.DeviceChoice(),
+        vgpu_profile.NAME: lambda args, ctx: vgpu_profile.VgpuProfileRule(),
+        passthrough.NAME: lambda args, ctx: passthrough.PassthroughRule(),
+        host_busy.NAME: lambda args, ctx: host_busy.HostBusyRule(),
     }
 )

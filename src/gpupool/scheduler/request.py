@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 MILLI_PER_GPU = 1000  # a whole GPU in milli-GPU; live compute percent maps to percent * 10
+IMPOSSIBLE_DEMAND = np.iinfo(np.int64).max // 4  # a per-slot demand no GPU meets (slot ruled out)
 
 
 class Kind(enum.IntEnum):
@@ -41,6 +42,10 @@ class Request:
     slot_milli: NDArray[np.int64] | None = None
     slot_memory: NDArray[np.int64] | None = None
     priority: int = 0
+    # VM claims (live only, from the claim's labels; see `plugins/vgpu_profile` and friends):
+    vgpu_profile: str = ""  # one mediated/VF vGPU of this profile per GPU
+    passthrough: bool = False  # whole GPUs handed to a VM
+    devices: frozenset[str] | None = None  # device UUIDs the claim may use; None = any
 
     @property
     def kind(self) -> int:

@@ -12,8 +12,35 @@ from gpupool.errors import InvalidRequest
 from gpupool.scheduler.profiles import resolve
 from gpupool.sim.engine import RunResult
 from gpupool.sim.runner import Job, run_jobs, summarise
+from gpupool.sim.synthetic import NODES_FILE, PODS_FILE
 
 REPORT_POINTS = (100, 130)
+PLOT_FIX = "pip install 'gpupool[plot]' (in a clone: .venv/bin/pip install -e '.[plot]')"
+
+
+def trace_paths(nodes: Path | None, pods: Path | None) -> tuple[Path, Path]:
+    """The trace to replay: both files given, or neither for the built-in synthetic one."""
+    if nodes is None and pods is None:
+        return NODES_FILE, PODS_FILE
+    if nodes is None or pods is None:
+        missing = "--nodes" if nodes is None else "--pods"
+        raise InvalidRequest(f"{missing}: give both --nodes and --pods, or neither for the built-in trace")
+    return nodes, pods
+
+
+def check_plot_available() -> None:
+    """Refuse a plot up front when matplotlib (the `plot` extra) cannot be imported."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise InvalidRequest(f"plot: needs matplotlib, which is not installed: {PLOT_FIX}") from None
+
+
+def write_plot(report: dict[str, Any], out: Path) -> Path:
+    """The report's plot as a PNG (matplotlib is imported only here)."""
+    from gpupool.sim.plot import plot_report
+
+    return plot_report(report, out)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -51,6 +78,8 @@ def run_sim(
     """Replay `pods` on `nodes` for every policy and seed; the report (also written as JSON / PNG)."""
     for policy in policies:
         resolve(policy)  # unknown names fail before any work starts
+    if plot_out is not None:
+        check_plot_available()
     for path in (nodes, pods):
         if not path.is_file():
             raise InvalidRequest(f"{path}: no such file")
@@ -84,7 +113,5 @@ def run_sim(
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report, indent=2) + "\n")
     if plot_out is not None:
-        from gpupool.sim.plot import plot_report
-
-        plot_report(report, plot_out)
+        write_plot(report, plot_out)
     return report

@@ -144,6 +144,9 @@ def _workload_values(workload: Workload) -> dict[str, Any]:
         "created_at": workload.created_at,
         "started_at": workload.started_at,
         "ended_at": workload.ended_at,
+        "agent": workload.agent,
+        "run_as": workload.run_as,
+        "proof_hash": workload.proof_hash,
     }
 
 
@@ -164,4 +167,7 @@ def _workload_from_row(row: Row[Any]) -> Workload:
         created_at=row.created_at,
         started_at=row.started_at,
         ended_at=row.ended_at,
+        agent=row.agent,
+        run_as=row.run_as,
+        proof_hash=row.proof_hash,
     )

@@ -42,6 +42,8 @@ tenants = Table(
     Column("name", String(64), primary_key=True),
     Column("token_hash", String(128), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
+    # The OS user the node agent runs this tenant's detached workloads as (NULL: none, refused).
+    Column("run_as", String(32), nullable=True),
 )
 
 claims = Table(
@@ -65,6 +67,8 @@ claims = Table(
     Column("ended_at", Float, nullable=True),
     # Grace deadline (epoch seconds) of a bound claim being preempted; NULL otherwise.
     Column("preempt_deadline", Float, nullable=True),
+    # A MIG profile ("1g.10gb") the claim asked for explicitly; NULL: whole GPUs or fractions.
+    Column("mig", String(32), nullable=True),
 )
 Index("ix_claims_state", claims.c.state)
 Index("ix_claims_tenant", claims.c.tenant)
@@ -126,6 +130,12 @@ workloads = Table(
     Column("created_at", Float, nullable=False),
     Column("started_at", Float, nullable=True),
     Column("ended_at", Float, nullable=True),
+    # Which node agent runs (or watches) it: only that agent reaps, stops or adopts it.
+    Column("agent", String(128), nullable=True),
+    # The OS user it runs as (detached workloads of a mapped tenant), for the record.
+    Column("run_as", String(32), nullable=True),
+    # SHA-256 of the per-workload secret in its processes' environment (pid proof).
+    Column("proof_hash", String(64), nullable=True),
 )
 
 # Per-tenant idle reclaim timeout in seconds (absent row or NULL: server default; 0: never).
@@ -157,3 +167,34 @@ store_generation = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("value", BigInteger, nullable=False),
 )
+# Facts about the store itself, e.g. `pool`: which pool (simulated spec, NVML host, Ray) it serves.
+store_meta = Table(
+    "store_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(1024), nullable=False),
+)
+
+# --- VM hostdevs (the `vms` adapter; see gpupool.store.vm_records) ---
+# One row per host device gpupool attached to a libvirt domain for a claim's binding: written
+# `attaching` before libvirt is touched, so a restart can finish or undo an interrupted attach.
+vm_hostdevs = Table(
+    "vm_hostdevs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("claim_id", String(32), ForeignKey("claims.id"), nullable=False),
+    Column("tenant", String(64), nullable=False),
+    Column("domain", String(255), nullable=False),
+    Column("domain_uuid", String(36), nullable=False),
+    Column("device_uuid", String(96), nullable=False),
+    Column("mode", String(16), nullable=False),  # passthrough | mdev | vf
+    Column("profile", String(64), nullable=True),
+    Column("type_id", String(64), nullable=True),
+    Column("address", String(16), nullable=False),  # PCI function: the GPU, its VF, or the mdev parent
+    Column("mdev_uuid", String(36), nullable=True),
+    Column("state", String(16), nullable=False),  # attaching | attached | detaching
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_vm_hostdevs_claim", vm_hostdevs.c.claim_id)
+Index("ix_vm_hostdevs_domain", vm_hostdevs.c.domain_uuid)

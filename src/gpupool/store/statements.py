@@ -92,9 +92,9 @@ def as_json(value: Any) -> str:
 BUMP_GENERATION = Sql("UPDATE store_generation SET value = value + 1 WHERE id = 1 RETURNING value")
 INSERT_CLAIM = Sql(
     """INSERT INTO claims (id, tenant, gpus, memory_bytes, compute_percent, model, priority,
-    preemptible, labels, state, reason, created_at, updated_at, bound_at)
+    preemptible, labels, mig, state, reason, created_at, updated_at, bound_at)
     VALUES (:id, :tenant, :gpus, :memory_bytes, :compute_percent, :model, :priority,
-    :preemptible, :labels, :state, :reason, :created_at, :updated_at, :bound_at)"""
+    :preemptible, :labels, :mig, :state, :reason, :created_at, :updated_at, :bound_at)"""
 )
 INSERT_BINDING = Sql(
     """INSERT INTO bindings (claim_id, device_uuid, node, device_index, memory_bytes,

@@ -66,6 +66,7 @@ def new_claim_id() -> str:
 
 class Store:
     def __init__(self, path_or_url: str | Path) -> None:
+        self.shown = _shown(path_or_url)  # for people: the path, or the URL without its password
         try:
             self.engine = make_engine(path_or_url)
             migrate.upgrade(self.engine)  # every database runs at the newest schema
@@ -147,10 +148,18 @@ class Store:
         return PoolState.of(int(generation or 0), claims, allocations, quotas)
 
     # ----------------------------------------------------------------- devices
-    def sync_devices(self, found: Sequence[Device], now: float | None = None) -> list[Device]:
-        """Record the devices seen now; return the known devices that are no longer there."""
+    def sync_devices(
+        self, found: Sequence[Device], nodes: Iterable[str] | None = None, now: float | None = None
+    ) -> list[Device]:
+        """Record the devices seen now; return the known devices of `nodes` that are no longer there.
+
+        `nodes` are the nodes this caller speaks for (default: those of `found`): a device of any
+        other node (another replica's host) is never marked gone. Active bindings on a device that
+        is back lose their `missing` flag, with a `binding.restored` event.
+        """
         now = time.time() if now is None else now
         found_by_uuid = {device.uuid: device for device in found}
+        authoritative = {d.node for d in found} if nodes is None else set(nodes) | {d.node for d in found}
 
         def unit(tx: Tx) -> list[Device]:
             conn = tx.conn
@@ -187,12 +196,17 @@ class Store:
                         for values in added
                     ],
                 )
-            vanished = [row for uuid, row in known.items() if uuid not in found_by_uuid and row.present]
+            vanished = [
+                row
+                for uuid, row in known.items()
+                if uuid not in found_by_uuid and row.present and row.node in authoritative
+            ]
             if vanished:
                 conn.execute(
                     update(_devices).where(_devices.c.uuid == bindparam("d_uuid")).values(present=False),
                     [{"d_uuid": row.uuid} for row in vanished],
                 )
+            _restore_bindings(tx, list(found_by_uuid))
             self._recount_allocations(conn)
             tx.changes.reload = True
             return [_device_from_row(row) for row in vanished]
@@ -461,12 +475,15 @@ class Store:
         tenant: str | None = None,
         states: Iterable[ClaimState] | None = None,
         limit: int = 1000,
+        id_prefix: str | None = None,
     ) -> list[Claim]:
         """Claims newest first (pending ones in queue order when only pending are asked for)."""
         wanted = None if states is None else {ClaimState(s).value for s in states}
         if wanted is not None and wanted <= set(ACTIVE_STATES):
             found = []
             for claim in reversed(list(self.view().claims.values())):  # a copy: the writer may add
+                if id_prefix is not None and not claim.id.startswith(id_prefix):
+                    continue
                 if claim.state.value in wanted and (tenant is None or claim.tenant == tenant):
                     found.append(claim)
                     if len(found) >= limit:
@@ -475,6 +492,8 @@ class Store:
         query = select(_claims)
         if tenant is not None:
             query = query.where(_claims.c.tenant == tenant)
+        if id_prefix is not None:  # `%` and `_` in the prefix are literal characters
+            query = query.where(_claims.c.id.startswith(id_prefix, autoescape=True))
         if wanted is not None:
             query = query.where(_claims.c.state.in_(sorted(wanted)))
         query = query.order_by(_claims.c.seq.desc()).limit(limit)
@@ -509,12 +528,30 @@ class Store:
             row = conn.execute(
                 select(schema.tenants).where(schema.tenants.c.token_hash == token_hash)
             ).first()
-        return None if row is None else Tenant(name=row.name, created_at=row.created_at)
+        return None if row is None else _tenant_from_row(row)
 
     def list_tenants(self) -> list[Tenant]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(schema.tenants).order_by(schema.tenants.c.name)).all()
-        return [Tenant(name=row.name, created_at=row.created_at) for row in rows]
+        return [_tenant_from_row(row) for row in rows]
+
+    def get_tenant(self, name: str) -> Tenant:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(schema.tenants).where(schema.tenants.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"tenant {name!r} not found")
+        return _tenant_from_row(row)
+
+    def set_run_as(self, name: str, user: str | None, actor: str) -> Tenant:
+        """Map a tenant to the OS user its detached workloads run as (None removes the mapping)."""
+        with self.transaction() as conn:
+            found = conn.execute(
+                update(schema.tenants).where(schema.tenants.c.name == name).values(run_as=user)
+            )
+            if found.rowcount != 1:
+                raise NotFound(f"tenant {name!r} not found")
+            self._event(conn, actor, "tenant.run_as", None, name, {"run_as": user})
+        return self.get_tenant(name)
 
     # ------------------------------------------------------------------ events
     def add_event(
@@ -648,6 +685,7 @@ def _spec_details(spec: ClaimSpec) -> dict[str, Any]:
         "compute_percent": spec.compute_percent,
         "model": spec.model,
         "priority": spec.priority,
+        **({"mig": spec.mig} if spec.mig else {}),
     }
 
 
@@ -664,6 +702,7 @@ def _claim_values(claim: Claim) -> dict[str, Any]:
         "priority": spec.priority,
         "preemptible": spec.preemptible,
         "labels": as_json(dict(spec.labels)),
+        "mig": spec.mig,
         "state": claim.state.value,
         "reason": claim.reason,
         "created_at": claim.created_at,
@@ -710,6 +749,7 @@ def _claim_from_row(row: Row[Any], claim_bindings: list[Binding]) -> Claim:
         priority=row.priority,
         preemptible=bool(row.preemptible),
         labels=dict(row.labels or {}),
+        mig=row.mig,
     )
     state = ClaimState(row.state)
     # Ended claims keep their bindings readable (what they had), active ones show only live ones.
@@ -726,6 +766,32 @@ def _claim_from_row(row: Row[Any], claim_bindings: list[Binding]) -> Claim:
         ended_at=row.ended_at,
         preempt_deadline=row.preempt_deadline,
     )
+
+
+def _tenant_from_row(row: Row[Any]) -> Tenant:
+    return Tenant(name=row.name, created_at=row.created_at, run_as=row.run_as)
+
+
+def _restore_bindings(tx: Tx, present_uuids: list[str]) -> None:
+    """Clear `missing` on active bindings whose device is present again (one event per claim)."""
+    missing = _bindings.c.missing.is_(True)
+    active = _bindings.c.active.is_(True)
+    rows = tx.conn.execute(
+        select(_bindings.c.claim_id, _bindings.c.device_uuid).where(
+            and_(missing, active, _bindings.c.device_uuid.in_(present_uuids))
+        )
+    ).all()
+    if not rows:
+        return
+    tx.conn.execute(
+        update(_bindings)
+        .where(and_(missing, active, _bindings.c.device_uuid.in_(present_uuids)))
+        .values(missing=False)
+    )
+    for claim_id in sorted({row.claim_id for row in rows}):
+        devices = sorted(row.device_uuid for row in rows if row.claim_id == claim_id)
+        tenant = tx.conn.execute(select(_claims.c.tenant).where(_claims.c.id == claim_id)).scalar_one()
+        tx.event("pool", "binding.restored", claim_id, tenant, {"devices": devices})
 
 
 def _quota_from_row(row: Row[Any]) -> Quota:

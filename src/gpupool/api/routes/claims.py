@@ -31,6 +31,9 @@ def list_claims(
     pool: PoolDep,
     tenant: TenantDep,
     state: Annotated[list[str] | None, Query(description="filter by state; repeatable")] = None,
+    prefix: Annotated[
+        str | None, Query(max_length=64, description="only claims whose id starts with this")
+    ] = None,
 ) -> ClaimList:
     states = None
     if state:
@@ -39,7 +42,7 @@ def list_claims(
         except ValueError:
             known = ", ".join(s.value for s in ClaimState)
             raise InvalidRequest(f"state: unknown state in {state} (known: {known})") from None
-    claims = pool.list_claims(tenant, states)
+    claims = pool.list_claims(tenant, states, id_prefix=prefix)
     positions = {c.id: i for i, c in enumerate(pool.queue(), start=1)}
     return ClaimList(items=[claim_public(c, positions.get(c.id)) for c in claims])
 

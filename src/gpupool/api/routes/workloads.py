@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
 from gpupool.agent import NodeAgent
+from gpupool.api.agent_metrics import AgentCollector
 from gpupool.api.deps import TenantDep
 from gpupool.errors import DeviceBackendError
 from gpupool.model.workload import Workload
@@ -56,6 +57,8 @@ def workload_public(
         exit_code=workload.exit_code,
         reason=workload.reason,
         log_path=workload.log_path,
+        run_as=workload.run_as,
+        agent=workload.agent,
         created_at=workload.created_at,
         started_at=workload.started_at,
         ended_at=workload.ended_at,
@@ -100,7 +103,7 @@ def create_workload(body: WorkloadCreate, agent: AgentDep, tenant: TenantDep) ->
 
 @router.get("/v1/workloads", response_model=WorkloadList)
 def list_workloads(agent: AgentDep, tenant: TenantDep) -> WorkloadList:
-    return WorkloadList(items=[workload_public(agent, w) for w in agent.workloads(tenant)])
+    return WorkloadList(items=[workload_public(agent, w) for w in agent.list_workloads(tenant)])
 
 
 @router.get("/v1/workloads/{claim_id}", response_model=WorkloadPublic)
@@ -155,6 +158,9 @@ def get_idle_timeout(name: str, agent: AgentDep, tenant: TenantDep) -> IdleTimeo
 
 
 def install_agent(app: FastAPI, agent: NodeAgent) -> None:
-    """Give the app its node agent and mount the agent's routes."""
+    """Give the app its node agent, mount the agent's routes and export its metrics."""
     app.state.agent = agent
     app.include_router(router)
+    metrics = getattr(app.state, "metrics", None)
+    if metrics is not None:
+        metrics.registry.register(AgentCollector(agent))

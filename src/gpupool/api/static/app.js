@@ -92,6 +92,7 @@ function draw(overview) {
       if (series.length > HISTORY_POINTS) series.splice(0, series.length - HISTORY_POINTS);
     }
   }
+  render.setTenantSlots(overview.tenants);
   $("viewer").innerHTML = `signed in as <b>${render.esc(overview.viewer)}</b>`;
   $("logout").hidden = false;
   $("stats").innerHTML = render.stats(overview);

@@ -5,12 +5,14 @@ export function esc(value) {
   return String(value ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
 
-const GiB = 1024 ** 3;
+const UNITS = [["TiB", 1024 ** 4], ["GiB", 1024 ** 3], ["MiB", 1024 ** 2], ["KiB", 1024]];
 
+// Binary units with one decimal, exactly like the CLI (`format_size`): 85520809984 -> "79.6GiB".
 export function size(bytes) {
   if (bytes == null) return "–";
-  if (bytes >= GiB) { const v = bytes / GiB; return (v >= 10 || Number.isInteger(v) ? v.toFixed(0) : v.toFixed(1)) + "G"; }
-  if (bytes >= 1024 ** 2) return (bytes / 1024 ** 2).toFixed(0) + "M";
+  for (const [unit, scale] of UNITS) {
+    if (bytes >= scale) return (bytes / scale).toFixed(1).replace(/\.0$/, "") + unit;
+  }
   return bytes + "B";
 }
 
@@ -19,14 +21,30 @@ export function gpus(value) {
   return Number.isInteger(value) ? String(value) : value.toFixed(2).replace(/0$/, "");
 }
 
-// A stable colour per tenant: admin is blue, "other" is neutral, the rest hashed onto the wheel.
+// A colour per tenant: admin is blue, "other" is neutral, the rest take the colour of their slot
+// (rank by creation, from the server): twelve hues at least 20 degrees apart, clear of the admin's
+// blue, in an order that keeps the first few far apart; later slots step by the golden angle at
+// another lightness. Names without a slot (not in this overview) fall back to a hash.
+const HUES = [0, 135, 275, 55, 185, 330, 95, 250, 30, 160, 300, 75];
+const slots = new Map();
+
+export function setTenantSlots(tenants) {
+  slots.clear();
+  for (const t of tenants || []) if (t.colour >= 0) slots.set(t.name, t.colour);
+}
+
 export function tenantColor(name) {
   if (name === "admin") return "hsl(212 90% 62%)";
   if (name === "other") return "hsl(215 12% 40%)";
-  let h = 2166136261;
-  for (const ch of name) { h ^= ch.charCodeAt(0); h = Math.imul(h, 16777619); }
-  const hue = ((h >>> 0) % 300 + 110) % 360; // keep clear of admin's blue band
-  return `hsl(${hue} 62% 56%)`;
+  let slot = slots.get(name);
+  if (slot === undefined) {
+    let h = 2166136261;
+    for (const ch of name) { h ^= ch.charCodeAt(0); h = Math.imul(h, 16777619); }
+    slot = h >>> 0;
+  }
+  if (slot < HUES.length) return `hsl(${HUES[slot]} 62% 56%)`;
+  const turn = (slot * 137.508) % 325;
+  return `hsl(${(turn < 190 ? turn : turn + 35).toFixed(0)} 55% 44%)`;
 }
 
 export function clock(ts) {
@@ -69,12 +87,17 @@ export function stats(o) {
   ].join("");
 }
 
-function segments(device, field, total) {
+// A claim of a Kubernetes pod names its pod in this label.
+const POD_LABEL = "gpupool.io/pod";
+
+function segments(device, field, total, pods) {
   return device.segments
     .map((s) => {
       const width = (100 * s[field]) / total;
+      const pod = pods && pods.get(s.claim_id) ? `pod ${pods.get(s.claim_id)}, ` : "";
+      const vm = s.holder ? ` for VM ${s.holder}` : "";
       const title = s.claim_id
-        ? `${s.claim_id} (${s.tenant}): ${size(s.memory_bytes)}, ${s.compute_percent}% SMs`
+        ? `${pod}${s.claim_id} (${s.tenant})${vm}: ${size(s.memory_bytes)}, ${s.compute_percent}% SMs`
         : `another tenant: ${size(s.memory_bytes)}, ${s.compute_percent}% SMs`;
       const cls = s.claim_id ? "seg" : "seg other";
       const style = s.claim_id ? `width:${width}%;background:${tenantColor(s.tenant)}` : `width:${width}%`;
@@ -94,15 +117,22 @@ export function sparkline(values, max = 100, points = 150) {
     `${base}<polygon points="${area}"></polygon><polyline points="${coords.join(" ")}"></polyline></svg>`;
 }
 
-export function deviceTile(d, history) {
+// Which VMs (libvirt domains) hold a share of the device, when the pool serves VMs.
+function vmHolders(d) {
+  const names = [...new Set(d.segments.map((s) => s.holder).filter(Boolean))].sort();
+  return names.length ? `<div class="holders" title="libvirt domains holding this GPU">VM ${esc(names.join(", "))}</div>` : "";
+}
+
+export function deviceTile(d, history, pods) {
   const used = d.memory_used_bytes && d.memory_total_bytes
     ? `<span class="used" style="left:calc(${(100 * d.memory_used_bytes) / d.memory_total_bytes}% - 1px)" title="in use ${size(d.memory_used_bytes)}"></span>`
     : "";
   const util = d.utilization_percent == null ? "–" : `${d.utilization_percent.toFixed(0)}%`;
   return `<div class="device" data-uuid="${esc(d.uuid)}" title="${esc(d.uuid)}">
     <div class="device-head"><span class="idx">${d.index}</span><span class="model">${esc(d.model)}</span><span class="util">${util}</span></div>
-    <div class="row"><span class="k">mem</span><div class="bar">${segments(d, "memory_bytes", d.memory_total_bytes)}${used}</div><span class="v">${size(d.memory_allocated_bytes)}/${size(d.memory_total_bytes)}</span></div>
-    <div class="row"><span class="k">sm</span><div class="bar">${segments(d, "compute_percent", 100)}</div><span class="v">${d.compute_allocated_percent}%</span></div>
+    <div class="row"><span class="k">mem</span><div class="bar">${segments(d, "memory_bytes", d.memory_total_bytes, pods)}${used}</div><span class="v">${size(d.memory_allocated_bytes)}/${size(d.memory_total_bytes)}</span></div>
+    <div class="row"><span class="k">sm</span><div class="bar">${segments(d, "compute_percent", 100, pods)}</div><span class="v">${d.compute_allocated_percent}%</span></div>
+    ${vmHolders(d)}
     ${sparkline(history || [])}
   </div>`.replace(/\n\s*/g, "");
 }
@@ -117,6 +147,7 @@ export function nodes(o, history) {
     byNode.get(d.node).push(d);
   }
   if (!byNode.size) return `<div class="empty">No devices.</div>`;
+  const pods = new Map((o.claims || []).filter((c) => c.labels && c.labels[POD_LABEL]).map((c) => [c.id, c.labels[POD_LABEL]]));
   const natural = new Intl.Collator(undefined, { numeric: true });
   return [...byNode.entries()]
     .sort(([a], [b]) => natural.compare(a, b))
@@ -126,7 +157,7 @@ export function nodes(o, history) {
       return `<div class="node" data-node="${esc(node)}">
         <div class="node-head"><span class="name">${esc(node)}</span><span class="meta">${devices.length}× ${esc(models)}</span>
         <span class="alloc">${bound.toFixed(2)} / ${devices.length} GPU of SMs bound</span></div>
-        <div class="devices">${devices.map((d) => deviceTile(d, history[d.uuid])).join("")}</div></div>`;
+        <div class="devices">${devices.map((d) => deviceTile(d, history[d.uuid], pods)).join("")}</div></div>`;
     })
     .join("");
 }
@@ -185,6 +216,7 @@ export function tenants(o) {
 }
 
 function detail(key, value) {
+  if (key === "command" && Array.isArray(value)) return `command=${value.join(" ")}`;
   if (Array.isArray(value)) return `${key}: ${value.length}`;
   if (key.endsWith("_bytes") && typeof value === "number") return `${key.replace(/_bytes$/, "")}=${size(value)}`;
   if (key.endsWith("_percent") && typeof value === "number") return `${key.replace(/_percent$/, "")}=${value}%`;
@@ -215,6 +247,7 @@ export function claimDetail(c, events, viewer) {
   return `<h3 id="detail-title">${esc(c.id)}</h3><span class="state ${esc(c.state)}">${esc(c.state)}</span>
     <dl class="kv">
       ${kv("tenant", `<span class="tag" style="background:${tenantColor(c.tenant)}">${esc(c.tenant)}</span>`)}
+      ${c.labels && c.labels[POD_LABEL] ? kv("pod", esc(c.labels[POD_LABEL])) : ""}
       ${kv("asks for", esc(claimShape(c)))}
       ${kv("priority", `${c.priority}${c.preemptible ? " · preemptible" : ""}`)}
       ${c.queue_position ? kv("queue position", `#${c.queue_position}`) : ""}

@@ -1,7 +1,7 @@
 """store generation counter (in-memory pool state stays coherent across processes)
 
 Revision ID: 5b1f0c2a9e47
-Revises: d59dad35865c
+Revises: 3ca72706e8d2
 Create Date: 2026-11-27 14:30:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "5b1f0c2a9e47"
-down_revision = "d59dad35865c"
+down_revision = "3ca72706e8d2"
 branch_labels = None
 depends_on = None
 

@@ -41,6 +41,8 @@ log = logging.getLogger("gpupool.pool")
 
 DEFAULT_PREEMPT_GRACE_S = 10.0
 """Seconds a preempted claim's workload gets between SIGTERM and SIGKILL (`serve --preempt-grace`)."""
+REMEMBERED_SHAPES = 4096
+"""Claim shapes whose feasibility on the current inventory is remembered."""
 OWNER_SLACK_S = 2.0
 """Extra seconds the backstop leaves a preempted claim whose workload is still recorded as live:
 its owner SIGKILLs it at the deadline and releases it; the pool ends it only if the owner does not."""
@@ -94,6 +96,7 @@ class PoolService:
         self._schedule_lock = threading.Lock()
         self.observer: PoolObserver = NullObserver()  # metrics plug in here (api layer)
         self.load_annotator: LoadAnnotator | None = None  # VM traits plug in here (vms adapter)
+        self._fits: dict[tuple[str | None, int | None, int], feasibility.Unfit | None] = {}
         self._live: LiveCluster | None = None
         # Devices whose committed totals changed since the live cluster last looked (None: all),
         # noted by the store's writer thread; and placements whose commit is over, to forget.
@@ -126,6 +129,7 @@ class PoolService:
         """
         self._devices = sorted(self.backend.devices(), key=lambda d: (d.node, d.index))
         self._schedulable = [d for d in self._devices if d.schedulable]
+        self._fits = {}
         self._own_nodes |= {d.node for d in self._devices} | set(lost_nodes)
         self._live = None  # rebuilt for the new inventory at the next decision
         vanished = self.store.sync_devices(self._devices, nodes=self._own_nodes)
@@ -204,8 +208,14 @@ class PoolService:
 
     def _never_fits(self, spec: ClaimSpec) -> feasibility.Unfit | None:
         """Why no node could ever hold the claim (None when one could); refused at once when the
-        inventory is fixed."""
-        unfit = feasibility.never_fits(spec, self._devices)
+        inventory is fixed. Remembered per claim shape until the inventory changes: the answer
+        reads every device (8,000 on a 1,000x8 pool), the same for every claim of that shape."""
+        key = (spec.model, spec.memory_bytes, spec.gpus)
+        if key not in self._fits:
+            if len(self._fits) >= REMEMBERED_SHAPES:
+                self._fits.clear()
+            self._fits[key] = feasibility.never_fits(spec, self._devices)
+        unfit = self._fits[key]
         if unfit is not None and self.fixed_inventory:
             raise InvalidRequest(unfit.refusal())
         return unfit

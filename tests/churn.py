@@ -33,16 +33,24 @@ def churn(
     log: ChurnLog,
     seed: int = 7,
     stop: threading.Event | None = None,
+    min_created: int = 0,
+    max_seconds: float = 120.0,
 ) -> None:
     """Run `clients` threads that claim a random fraction, hold it briefly and release it, until
-    `seconds` pass or `stop` is set."""
-    stop_at = time.monotonic() + seconds
+    `seconds` pass (and `log` holds at least `min_created` claims, for at most `max_seconds`: a
+    machine shared with other work may be slow) or `stop` is set."""
+    started = time.monotonic()
+    stop_at, give_up_at = started + seconds, started + max(seconds, max_seconds)
     stop = stop or threading.Event()
+
+    def busy() -> bool:
+        now = time.monotonic()
+        return not stop.is_set() and (now < stop_at or (len(log.created) < min_created and now < give_up_at))
 
     def worker(worker_id: int) -> None:
         rng = random.Random(seed * 1000 + worker_id)
         with server.client() as http:
-            while time.monotonic() < stop_at and not stop.is_set():
+            while busy():
                 body = {"gpus": 1, "memory": f"{rng.randint(1, 30)}GiB", "compute": rng.randint(5, 40)}
                 try:
                     response = http.post("/v1/claims", json=body)
@@ -73,7 +81,7 @@ def churn(
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=seconds + 60)
+        thread.join(timeout=max(seconds, max_seconds) + 60)
 
 
 def watch_invariant(server: ServerProcess, log: ChurnLog, stop: threading.Event) -> None:

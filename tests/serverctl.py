@@ -29,6 +29,7 @@ class ServerProcess:
     db: str | None = None
     port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
+    python: str = sys.executable  # another checkout's interpreter serves that checkout (benchmarks)
     wrapper: tuple[str, ...] = ()  # a command the server runs under, e.g. `unshare --pid ...`
     extra_env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
@@ -49,7 +50,7 @@ class ServerProcess:
     def start(self, timeout_s: float = 30.0) -> ServerProcess:
         db = self.db or str(self.home / "pool.db")
         args = [
-            sys.executable,
+            self.python,
             "-m",
             "gpupool",
             "serve",

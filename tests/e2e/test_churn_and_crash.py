@@ -1,4 +1,5 @@
-"""50 concurrent clients on a 2x4 pool; kill -9 of the server mid-churn and restart on the same DB."""
+"""50 concurrent clients on a 2x4 pool; kill -9 of the server mid-churn and restart on the same DB.
+Both on SQLite (the default store) and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,18 +7,31 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from churn import ChurnLog, churn, consistent_allocations, watch_invariant
 from serverctl import ServerProcess
 
+_databases = iter(range(1_000_000))
 
-def test_fifty_clients_never_over_commit(tmp_path: Path) -> None:
-    server = ServerProcess(home=tmp_path).start()
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """None for the default SQLite file in the server's home, else a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    server = request.getfixturevalue("postgres")
+    return server.create_database(f"gpupool_churn_{next(_databases)}")  # type: ignore[attr-defined, no-any-return]
+
+
+def test_fifty_clients_never_over_commit(tmp_path: Path, db: str | None) -> None:
+    server = ServerProcess(home=tmp_path, db=db).start()
     try:
         log = ChurnLog()
         stop = threading.Event()
         watcher = threading.Thread(target=watch_invariant, args=(server, log, stop), daemon=True)
         watcher.start()
-        churn(server, clients=50, seconds=6, log=log)
+        churn(server, clients=50, seconds=6, log=log, min_created=100)
         stop.set()
         watcher.join()
         assert not log.violations, log.violations[:5]
@@ -34,8 +48,8 @@ def test_fifty_clients_never_over_commit(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_kill_9_during_churn_loses_nothing_acknowledged(tmp_path: Path) -> None:
-    server = ServerProcess(home=tmp_path).start()
+def test_kill_9_during_churn_loses_nothing_acknowledged(tmp_path: Path, db: str | None) -> None:
+    server = ServerProcess(home=tmp_path, db=db).start()
     log = ChurnLog()
     stop = threading.Event()
     churner = threading.Thread(target=churn, args=(server, 50, 30.0, log, 7, stop), daemon=True)
@@ -49,7 +63,7 @@ def test_kill_9_during_churn_loses_nothing_acknowledged(tmp_path: Path) -> None:
     churner.join()
     assert len(log.created) > 20, "the crash must interrupt real work"
 
-    restarted = ServerProcess(home=tmp_path, port=server.port).start()
+    restarted = ServerProcess(home=tmp_path, port=server.port, db=db).start()
     try:
         with restarted.client() as http:
             for claim_id, acked_state in log.created.items():

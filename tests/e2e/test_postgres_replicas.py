@@ -1,16 +1,25 @@
-"""Two API processes on one PostgreSQL under 50-client churn never over-commit a device."""
+"""Two API processes on one database (PostgreSQL, and one SQLite file) under 50-client churn never
+over-commit a device; each serves the other's changes (their in-memory states stay coherent)."""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
 
+import pytest
+
 from churn import ChurnLog, churn, consistent_allocations, watch_invariant
 from serverctl import ServerProcess
 
 
-def test_two_servers_on_one_postgres_never_over_commit(postgres: object, tmp_path: Path) -> None:
-    url = postgres.create_database("gpupool_replicas")  # type: ignore[attr-defined]
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
+def test_two_servers_on_one_database_never_over_commit(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if backend == "postgres":
+        url = request.getfixturevalue("postgres").create_database("gpupool_replicas")
+    else:
+        url = str(tmp_path / "shared.db")
     first = ServerProcess(home=tmp_path / "a", db=url)
     second = ServerProcess(home=tmp_path / "b", db=url)
     for server in (first, second):
@@ -24,7 +33,7 @@ def test_two_servers_on_one_postgres_never_over_commit(postgres: object, tmp_pat
             for s in (first, second)
         ]
         churners = [
-            threading.Thread(target=churn, args=(s, 25, 6.0, log, seed))
+            threading.Thread(target=churn, args=(s, 25, 6.0, log, seed), kwargs={"min_created": 100})
             for seed, s in enumerate((first, second))
         ]
         for thread in (*watchers, *churners):

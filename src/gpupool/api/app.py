@@ -76,7 +76,7 @@ async def _schedule_forever(pool: PoolService, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
         try:
-            await asyncio.to_thread(pool.schedule)
+            await asyncio.to_thread(pool.sync_and_schedule)
         except Exception:  # the loop must outlive one bad pass; the error is logged
             log.exception("scheduling pass failed")
 

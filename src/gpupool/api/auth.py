@@ -50,6 +50,15 @@ class Authenticator:
         self._admin_hash = hash_token(admin_token)
         self.sessions = SessionSigner(admin_token)
 
+    def admin_for(self, authorization: str | None) -> Tenant | None:
+        """The admin when the header carries the admin token, else None (without any I/O)."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        if hmac.compare_digest(hash_token(token.strip()), self._admin_hash):
+            return Tenant(name=ADMIN)
+        return None
+
     def tenant_for(self, authorization: str | None, session_cookie: str | None = None) -> Tenant:
         """The caller, from `Authorization: Bearer TOKEN`, else from a dashboard session cookie."""
         if not authorization:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from fastapi import Response
+from pydantic import BaseModel
+
 from gpupool.isolation import launch_env
 from gpupool.model import Claim, ClaimState, Event, Tenant
 from gpupool.model.wire import BindingPublic, ClaimPublic, DevicePublic, EventPublic
@@ -76,3 +79,9 @@ def device_public(view: DeviceView, viewer: Tenant) -> DevicePublic:
 
 def event_public(event: Event) -> EventPublic:
     return EventPublic.model_validate(event, from_attributes=True)
+
+
+def json_response(model: BaseModel, status_code: int = 200) -> Response:
+    """The model as JSON, serialised once; a route that returns it still declares its
+    `response_model` for the schema (FastAPI would otherwise validate it again before writing)."""
+    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")

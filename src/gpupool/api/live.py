@@ -74,8 +74,7 @@ class LiveHub:
     # ------------------------------------------------------------------- loop
     async def run(self) -> None:
         """Poll for changes and sample utilization until cancelled; one failure never ends it."""
-        newest = await asyncio.to_thread(self.pool.store.list_events, limit=1)
-        self.last_event_id = newest[-1].id if newest else 0
+        self.last_event_id = await asyncio.to_thread(self.pool.store.last_event_id)
         await asyncio.to_thread(self._sample)
         loop = asyncio.get_running_loop()
         next_sample = loop.time() + self.sample_interval_s
@@ -92,10 +91,11 @@ class LiveHub:
                 log.exception("live hub pass failed")
 
     def _poll_events(self) -> bool:
-        new = self.pool.store.list_events(after_id=self.last_event_id, limit=1000)
-        if new:
-            self.last_event_id = new[-1].id
-        return bool(new)
+        # Only whether anything happened: one indexed max(), not the events themselves.
+        newest = self.pool.store.last_event_id()
+        changed = newest != self.last_event_id
+        self.last_event_id = newest
+        return changed
 
     def _sample(self) -> None:
         for sample in self.pool.backend.telemetry():

@@ -84,7 +84,14 @@ def build_pool(
     return pool
 
 
+GIL_SWITCH_INTERVAL_S = 0.001
+"""The store's writer thread gives up the GIL on every statement and waits, by default up to 5 ms,
+to get it back from a thread answering requests: a batch of a dozen statements could wait a dozen
+times. A shorter interval costs nothing while only one thread runs."""
+
+
 def serve(options: ServeOptions) -> None:
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     logging.basicConfig(
         level=options.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

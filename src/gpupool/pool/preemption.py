@@ -100,24 +100,34 @@ class Drain:
 
     `future` is the loads as they will be once every draining claim has stopped, minus the room
     already reserved for claims waiting on them. A claim binding now must fit both now and in the
-    future (`guarded`), so it never takes room a waiting in-guarantee claim was promised.
+    future (`guarded`), so it never takes room a waiting in-guarantee claim was promised. With
+    nothing draining and nothing reserved, the future is the present (`base`, which the pool keeps
+    current as it binds), and no copy of the pool's loads is made.
     """
 
     claims: list[Claim]
-    future: list[DeviceLoad]
+    base: Sequence[DeviceLoad]
     reserved: bool = False
     waiting_on: dict[str, list[Claim]] = field(default_factory=dict)
+    _future: list[DeviceLoad] | None = None
 
     @classmethod
     def start(cls, loads: Sequence[DeviceLoad], draining: Sequence[Claim]) -> Drain:
-        return cls(list(draining), without(loads, draining))
+        drain = cls(list(draining), loads)
+        if draining:
+            drain._future = without(loads, draining)
+        return drain
+
+    @property
+    def future(self) -> Sequence[DeviceLoad]:
+        return self.base if self._future is None else self._future
 
     def add(self, victims: Sequence[Claim]) -> None:
         self.claims.extend(victims)
-        self.future = without(self.future, victims)
+        self._future = without(self.future, victims)
 
     def reserve(self, bindings: Sequence[Binding]) -> None:
-        self.future = with_bindings(self.future, bindings)
+        self._future = with_bindings(self.future, bindings)
         self.reserved = True
 
     def guarded(self, loads: Sequence[DeviceLoad]) -> Sequence[DeviceLoad]:
@@ -141,8 +151,9 @@ class Drain:
         ]
 
     def bound(self, bindings: Sequence[Binding]) -> None:
-        """A claim bound now: it holds that room in the future too."""
-        self.future = with_bindings(self.future, bindings)
+        """A claim bound now: it holds that room in the future too (`base` already shows it)."""
+        if self._future is not None:
+            self._future = with_bindings(self._future, bindings)
 
     def wait_reason(self, placement: Sequence[Binding]) -> str:
         """Why a claim that will fit once victims stop still waits, naming them and the deadline."""

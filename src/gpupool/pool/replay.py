@@ -104,7 +104,8 @@ def replay(
     store = Store(db_path)
     store.create_tenant(REPLAY_TENANT, token_hash=f"replay-{policy}-{time.time_ns()}")
     tenant = Tenant(REPLAY_TENANT)
-    pool = PoolService(store, StaticBackend(devices), FrameworkPlacer(policy))
+    # A trace's claims that no node could hold wait (and are counted so) instead of being refused.
+    pool = PoolService(store, StaticBackend(devices), FrameworkPlacer(policy), fixed_inventory=False)
     timer = _Timer()
     pool.observer = timer
     pool.start()

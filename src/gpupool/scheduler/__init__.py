@@ -17,7 +17,7 @@ from gpupool.scheduler.contract import (
 )
 from gpupool.scheduler.firstfit import FirstFitPlacer
 from gpupool.scheduler.framework import Decision, PluginContext, Ranking, Scheduler
-from gpupool.scheduler.live import FrameworkPlacer
+from gpupool.scheduler.live import FrameworkPlacer, LiveCluster
 from gpupool.scheduler.profiles import ALIASES, DEFAULT_POLICY, PROFILES, Profile, build_scheduler
 from gpupool.scheduler.request import Request
 from gpupool.scheduler.status import Code, Status
@@ -49,6 +49,7 @@ __all__ = [
     "Decision",
     "DeviceLoad",
     "FrameworkPlacer",
+    "LiveCluster",
     "NodeVerdict",
     "PlacementResult",
     "Placer",

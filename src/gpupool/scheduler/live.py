@@ -2,29 +2,47 @@
 
 Live devices have memory (bytes) and compute (percent); compute maps to milli-GPU (percent x 10)
 and memory is a per-GPU dimension. Nodes that mix GPU models are split into one row per model.
+
+The pool keeps one `LiveCluster`: the snapshot built once and then changed device by device as
+claims bind and end, so that a placement costs what the simulator's does, not a rebuild of the
+whole pool (which grew with the pool: 8,000 devices made every claim pay for 8,000 rows).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import overload
 
 import numpy as np
 from numpy.typing import NDArray
 
+from gpupool.errors import CapacityError
 from gpupool.model import Binding, ClaimSpec, Device, format_size
 from gpupool.model.vm import DEVICES_LABEL, PASSTHROUGH_LABEL, VGPU_PROFILE_LABEL
 from gpupool.scheduler.cluster import Cluster, StateInterner
 from gpupool.scheduler.contract import DeviceLoad, NodeVerdict, PlacementResult, loads_on
-from gpupool.scheduler.framework import PluginContext, Scheduler
+from gpupool.scheduler.framework import CycleState, PluginContext, Scheduler
 from gpupool.scheduler.models import MIG_HINT, has_mig_instances, model_constraint
+from gpupool.scheduler.plugins.fgd import FgdScore
 from gpupool.scheduler.profiles import build_scheduler, resolve
 from gpupool.scheduler.request import Request
 from gpupool.scheduler.vm_slots import SlotTraits
 
 MILLI_PER_PERCENT = 10
 _IMPOSSIBLE = np.iinfo(np.int64).max // 4
+REMEMBERED = 4096
+"""Requests and picks a live cluster remembers (least recently made forgotten first)."""
+
+SpecKey = tuple[object, ...]
+
+
+def spec_key(spec: ClaimSpec) -> SpecKey:
+    """What a claim's `Request` depends on (all but preemptibility: labels name VM profiles and
+    devices, see `request_for`)."""
+    labels = tuple(sorted(spec.labels.items())) if spec.labels else ()
+    return (spec.gpus, spec.memory_bytes, spec.compute_percent, spec.model, spec.priority, spec.mig, labels)
 
 
 def snapshot(
@@ -182,6 +200,145 @@ def _describe(spec: ClaimSpec) -> str:
     return " and ".join(parts)
 
 
+class LiveCluster(Sequence[DeviceLoad]):
+    """The pool's devices as a reusable `Cluster`, current with what is bound plus what is assumed.
+
+    `allocated(uuid)` gives a device's committed (memory bytes, compute percent); `assume` adds a
+    placement that is being committed (kube-scheduler's assume: the next decision must not take
+    the same room) and `forget` takes it away once its commit is done or refused. `refresh` rereads
+    the given devices (or all). Not thread-safe: the pool calls it under its scheduling lock.
+
+    It is also a `Sequence[DeviceLoad]`, materialised on demand, for placers and what-ifs that
+    work on load lists.
+    """
+
+    def __init__(
+        self,
+        devices: Sequence[Device],
+        allocated: Callable[[str], tuple[int, int]],
+        interner: StateInterner | None = None,
+    ) -> None:
+        self.devices = list(devices)
+        self.allocated = allocated
+        self.cluster, self.slots = snapshot([DeviceLoad(device=d) for d in self.devices], interner)
+        self._where = {
+            device.uuid: (r, s) for r, row in enumerate(self.slots) for s, device in enumerate(row)
+        }
+        self._by_uuid = {device.uuid: device for device in self.devices}
+        self._assumed: dict[str, tuple[int, int]] = {}
+        self._loads: list[DeviceLoad] | None = None
+        # Device sizes never change here, so a claim shape's Request is built once; and a pick is
+        # remembered per (claim, node state) the way scores are (see `_RememberedPicks`).
+        self.requests: dict[SpecKey, Request] = {}
+        self.picks: dict[tuple[object, ...], tuple[int, ...]] = {}
+        self.refresh()
+
+    def request(self, spec: ClaimSpec) -> Request:
+        key = spec_key(spec)
+        found = self.requests.get(key)
+        if found is None:
+            if len(self.requests) >= REMEMBERED:
+                del self.requests[next(iter(self.requests))]
+            found = self.requests[key] = request_for(spec, self.cluster)
+        return found
+
+    def refresh(self, uuids: Iterable[str] | None = None) -> None:
+        """Reread the committed totals of these devices (all when None)."""
+        for uuid in self._by_uuid if uuids is None else uuids:
+            self._update(uuid)
+
+    def assume(self, bindings: Iterable[Binding], sign: int = 1) -> None:
+        """Count a placement being committed (`sign=-1`: stop counting it)."""
+        for binding in bindings:
+            memory, compute = self._assumed.get(binding.device_uuid, (0, 0))
+            memory += sign * binding.memory_bytes
+            compute += sign * binding.compute_percent
+            if memory or compute:
+                self._assumed[binding.device_uuid] = (memory, compute)
+            else:
+                self._assumed.pop(binding.device_uuid, None)
+            self._update(binding.device_uuid)
+
+    def forget(self, bindings: Iterable[Binding]) -> None:
+        self.assume(bindings, sign=-1)
+
+    def _update(self, uuid: str) -> None:
+        where = self._where.get(uuid)
+        if where is None:
+            return
+        memory, compute = self.allocated(uuid)
+        extra_memory, extra_compute = self._assumed.get(uuid, (0, 0))
+        row, slot = where
+        total = self.cluster.gpu_mem_total_bytes[row, slot]
+        self.cluster.gpu_mem_free_bytes[row, slot] = max(0, total - memory - extra_memory)
+        self.cluster.gpu_free_milli[row, slot] = max(0, 100 - compute - extra_compute) * MILLI_PER_PERCENT
+        self.cluster.mark_changed(row)
+        self._loads = None
+
+    # Sequence[DeviceLoad]
+    def _materialised(self) -> list[DeviceLoad]:
+        if self._loads is None:
+            loads = []
+            for device in self.devices:
+                memory, compute = self.allocated(device.uuid)
+                extra_memory, extra_compute = self._assumed.get(device.uuid, (0, 0))
+                loads.append(DeviceLoad(device, memory + extra_memory, compute + extra_compute))
+            self._loads = loads
+        return self._loads
+
+    def __len__(self) -> int:
+        return len(self.devices)
+
+    @overload
+    def __getitem__(self, index: int) -> DeviceLoad: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[DeviceLoad]: ...
+
+    def __getitem__(self, index: int | slice) -> DeviceLoad | Sequence[DeviceLoad]:
+        return self._materialised()[index]
+
+    def __iter__(self) -> Iterator[DeviceLoad]:
+        return iter(self._materialised())
+
+
+class _RememberedPicks:
+    """An FGD-style picker whose picks on a live cluster are remembered.
+
+    Its pick is a pure function of the claim, the node's row (free milli and memory per slot, CPU,
+    model; NVLink is fixed per live cluster) and the scorer's `cache_version`, which is exactly
+    what its scores are cached by (per node state, see `StateTable`); so a claim shape placed again
+    on a node in a state seen before costs a dict lookup instead of the fragmentation of every
+    option. Throwaway snapshots (what-ifs) are not remembered.
+    """
+
+    def __init__(self, inner: FgdScore) -> None:
+        self.inner = inner
+        self.NAME = inner.NAME
+        self.memo: dict[tuple[object, ...], tuple[int, ...]] | None = None  # set per live placement
+        self.claim: SpecKey | None = None
+
+    def pick(self, request: Request, cluster: Cluster, node: int, cycle: CycleState) -> tuple[int, ...]:
+        memo = self.memo
+        if memo is None:
+            return self.inner.pick(request, cluster, node, cycle)
+        key = (
+            self.claim,
+            node if cluster.nvlink is not None else -1,
+            cluster.gpu_free_milli[node].tobytes(),
+            cluster.gpu_mem_free_bytes[node].tobytes(),
+            int(cluster.cpu_free_milli[node]),
+            int(cluster.model_id[node]),
+            self.inner.cache_version(cluster),
+        )
+        found = memo.get(key)
+        if found is None:
+            if len(memo) >= REMEMBERED:
+                del memo[next(iter(memo))]
+            found = memo[key] = self.inner.pick(request, cluster, node, cycle)
+        return found
+
+
 class FrameworkPlacer:
     """A `Placer` for the pool: one profile's scheduler, with state (online workload) kept across calls."""
 
@@ -190,6 +347,11 @@ class FrameworkPlacer:
         self.name = profile.name
         self.scheduler: Scheduler = build_scheduler(profile, PluginContext())
         self.scheduler.actions = []  # the Placer contract cannot move bound claims
+        self._picks = (
+            _RememberedPicks(self.scheduler.picker) if isinstance(self.scheduler.picker, FgdScore) else None
+        )
+        if self._picks is not None:
+            self.scheduler.picker = self._picks
         self.interner = StateInterner()
         self.snapshots = SnapshotCache(self.interner)
         self._lock = threading.Lock()
@@ -198,30 +360,42 @@ class FrameworkPlacer:
         if not cluster:
             return PlacementResult(reason="no device in the pool")
         with self._lock:
-            snap, devices = self.snapshots.get(cluster)
-            request = request_for(spec, snap)
-            decision, allocation = self.scheduler.schedule(request, snap, learn=learn)
-        if allocation is None:
-            reason = decision.status.reason
-            if spec.mig is None and has_mig_instances(snap.models):
-                reason += MIG_HINT
-            return PlacementResult(reason=reason)
-        bindings = []
-        for slot, milli, memory in zip(
-            allocation.gpus, allocation.gpu_milli, allocation.gpu_memory, strict=True
-        ):
-            device = devices[allocation.node][slot]
-            bindings.append(
-                Binding(
-                    device_uuid=device.uuid,
-                    node=device.node,
-                    memory_bytes=memory,
-                    compute_percent=milli // MILLI_PER_PERCENT,
-                    device_index=device.index,
-                    whole_device=spec.whole_gpu,
+            if isinstance(cluster, LiveCluster):
+                snap, devices = cluster.cluster, cluster.slots
+                request = cluster.request(spec)
+                memo = cluster.picks
+            else:
+                snap, devices = self.snapshots.get(cluster)
+                request = request_for(spec, snap)
+                memo = None
+            if self._picks is not None:
+                self._picks.memo, self._picks.claim = memo, spec_key(spec)
+            # Decide only: the pool takes the room itself (assumed, then committed), so the
+            # snapshot is never allocated from and given back.
+            decision = self.scheduler.decide(request, snap, learn=learn)
+            if not decision.status.ok:
+                reason = decision.status.reason
+                if spec.mig is None and has_mig_instances(snap.models):
+                    reason += MIG_HINT
+                return PlacementResult(reason=reason)
+            fits = snap.fitting_slots(request, decision.node)
+            if len(set(decision.gpus)) != spec.gpus or not all(fits[slot] for slot in decision.gpus):
+                raise CapacityError(f"{self.name}: picked GPUs {decision.gpus} that cannot hold the claim")
+            milli, memory = snap.slot_demand(request, decision.node)
+            row = devices[decision.node]
+            return PlacementResult(
+                bindings=tuple(
+                    Binding(
+                        device_uuid=row[slot].uuid,
+                        node=row[slot].node,
+                        memory_bytes=int(memory[slot]),
+                        compute_percent=int(milli[slot]) // MILLI_PER_PERCENT,
+                        device_index=row[slot].index,
+                        whole_device=spec.whole_gpu,
+                    )
+                    for slot in decision.gpus
                 )
             )
-        return PlacementResult(bindings=tuple(bindings))
 
     def assess(self, spec: ClaimSpec, cluster: Sequence[DeviceLoad]) -> list[NodeVerdict]:
         """Rank every node the way `place` does (nothing learnt, nothing changed); a node that fails

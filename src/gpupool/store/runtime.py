@@ -25,13 +25,14 @@ class RuntimeRecords:
 
     def __init__(self, store: Store) -> None:
         self.engine = store.engine
+        self._write = store.transaction  # in turn with the store's writer: no lock waits in SQLite
 
     # ------------------------------------------------------------------ leases
     def renew_lease(self, claim_id: str, ttl_s: float, now: float | None = None) -> Lease:
         """Create or push out the lease of a claim to now + ttl_s seconds."""
         now = time.time() if now is None else now
         lease = Lease(claim_id=claim_id, ttl_s=ttl_s, expires_at=now + ttl_s)
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             found = conn.execute(
                 update(schema.leases)
                 .where(schema.leases.c.claim_id == claim_id)
@@ -45,7 +46,7 @@ class RuntimeRecords:
         return lease
 
     def drop_lease(self, claim_id: str) -> None:
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(delete(schema.leases).where(schema.leases.c.claim_id == claim_id))
 
     def expired_leases(self, now: float | None = None) -> list[Lease]:
@@ -57,7 +58,7 @@ class RuntimeRecords:
     # --------------------------------------------------------------- workloads
     def add_workload(self, workload: Workload) -> Workload:
         """Record a new workload; Conflict if the claim already has a live one."""
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             row = conn.execute(
                 select(schema.workloads.c.state).where(schema.workloads.c.claim_id == workload.claim_id)
             ).first()
@@ -72,7 +73,7 @@ class RuntimeRecords:
         """Change fields of a workload (state given as WorkloadState or str)."""
         if isinstance(values.get("state"), WorkloadState):
             values["state"] = values["state"].value
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(
                 update(schema.workloads).where(schema.workloads.c.claim_id == claim_id).values(**values)
             )
@@ -80,7 +81,7 @@ class RuntimeRecords:
 
     def end_workload(self, claim_id: str, state: WorkloadState, exit_code: int | None, reason: str) -> bool:
         """Move a live workload to a final state; False if it had already ended (first writer wins)."""
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             result = conn.execute(
                 update(schema.workloads)
                 .where(
@@ -113,7 +114,7 @@ class RuntimeRecords:
 
     # ------------------------------------------------------------ idle timeout
     def set_idle_timeout(self, tenant: str, seconds: float | None) -> None:
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(delete(schema.tenant_idle).where(schema.tenant_idle.c.tenant == tenant))
             conn.execute(insert(schema.tenant_idle), {"tenant": tenant, "idle_timeout_s": seconds})
 

@@ -163,6 +163,15 @@ quotas = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+# One row (id 1): bumped first thing by every transaction that changes claims, bindings, device
+# totals or quotas. A process whose cached view is older than this value reloads it (see
+# gpupool.store.state); in PostgreSQL the row lock also orders those transactions across processes.
+store_generation = Table(
+    "store_generation",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("value", BigInteger, nullable=False),
+)
 # Facts about the store itself, e.g. `pool`: which pool (simulated spec, NVML host, Ray) it serves.
 store_meta = Table(
     "store_meta",

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from gpupool.api.convert import claim_public
+from gpupool.api.convert import claim_public, json_response
 from gpupool.api.deps import PoolDep, TenantDep
 from gpupool.api.pagination import CursorQuery, cursor_value, limit_query
 from gpupool.errors import Conflict, InvalidRequest
 from gpupool.model import ClaimState
 from gpupool.model.idempotency import IdempotencyKey
 from gpupool.model.wire import ClaimCreate, ClaimList, ClaimPublic
+from gpupool.pool import PoolService
 
 router = APIRouter(prefix="/v1/claims", tags=["claims"])
 
@@ -29,10 +30,14 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
+# The hot path: coroutines (the decision is short, the commit is awaited, see PoolService), and the
+# pool taken from the app rather than through a dependency (FastAPI resolves each dependency per
+# request; `TenantDep` stays, it is the authentication).
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ClaimPublic)
-def create_claim(
-    body: ClaimCreate, pool: PoolDep, tenant: TenantDep, idempotency_key: IdempotencyKeyHeader = None
-) -> ClaimPublic:
+async def create_claim(
+    body: ClaimCreate, request: Request, tenant: TenantDep, idempotency_key: IdempotencyKeyHeader = None
+) -> Response:
+    pool: PoolService = request.app.state.pool
     try:
         spec = body.to_spec()
     except InvalidRequest as exc:  # each field is well-formed; together they contradict (mig + memory)
@@ -40,8 +45,8 @@ def create_claim(
     idempotency = (
         None if idempotency_key is None else IdempotencyKey.for_claim(idempotency_key, spec, body.lease_ttl_s)
     )
-    claim = pool.create_claim(tenant, spec, lease_ttl_s=body.lease_ttl_s, idempotency=idempotency)
-    return claim_public(claim, pool.queue_position(claim))
+    claim = await pool.create_claim_async(tenant, spec, lease_ttl_s=body.lease_ttl_s, idempotency=idempotency)
+    return json_response(claim_public(claim, pool.queue_position(claim)), status.HTTP_201_CREATED)
 
 
 @router.get("", response_model=ClaimList)
@@ -72,5 +77,6 @@ def get_claim(claim_id: str, pool: PoolDep, tenant: TenantDep) -> ClaimPublic:
 
 
 @router.delete("/{claim_id}", response_model=ClaimPublic)
-def release_claim(claim_id: str, pool: PoolDep, tenant: TenantDep) -> ClaimPublic:
-    return claim_public(pool.release(tenant, claim_id))
+async def release_claim(claim_id: str, request: Request, tenant: TenantDep) -> Response:
+    pool: PoolService = request.app.state.pool
+    return json_response(claim_public(await pool.release_async(tenant, claim_id)))

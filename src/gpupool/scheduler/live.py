@@ -124,6 +124,11 @@ class SnapshotCache:
     def get(self, loads: Sequence[DeviceLoad]) -> tuple[Cluster, list[list[Device]]]:
         devices = [load.device for load in loads]
         cluster, at = self._cluster, self._at
+        # VM traits (hosted profile, passthrough holder, host pids) change without the devices or
+        # their free room changing: loads that carry them get a fresh snapshot (VM hosts are small).
+        if any(load.traits is not None for load in loads):
+            self._cluster = self._at = None  # nor is such a snapshot kept for later calls
+            return snapshot(loads, self.interner)
         if cluster is None or at is None or not self._same(devices):
             cluster, self._grid = snapshot(loads, self.interner)
             self._cluster, self._devices = cluster, devices

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, Select, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
@@ -533,14 +533,7 @@ class Store:
                     if len(found) >= limit:
                         break
             return found
-        query = select(_claims)
-        if tenant is not None:
-            query = query.where(_claims.c.tenant == tenant)
-        if id_prefix is not None:  # `%` and `_` in the prefix are literal characters
-            query = query.where(_claims.c.id.startswith(id_prefix, autoescape=True))
-        if wanted is not None:
-            query = query.where(_claims.c.state.in_(sorted(wanted)))
-        query = query.order_by(_claims.c.seq.desc()).limit(limit)
+        query = _claims_query(tenant, wanted, id_prefix).limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
             return _claims_with_bindings(conn, rows)
@@ -555,16 +548,11 @@ class Store:
     ) -> tuple[list[Claim], int | None]:
         """One page of claims, newest first, and the arrival number to continue from (None when
         this page holds the oldest)."""
-        query = select(schema.claims)
-        if tenant is not None:
-            query = query.where(schema.claims.c.tenant == tenant)
-        if states is not None:
-            query = query.where(schema.claims.c.state.in_([s.value for s in states]))
-        if id_prefix is not None:  # `%` and `_` in the prefix are literal characters
-            query = query.where(schema.claims.c.id.startswith(id_prefix, autoescape=True))
+        wanted = None if states is None else {ClaimState(s).value for s in states}
+        query = _claims_query(tenant, wanted, id_prefix)
         if before_seq is not None:
-            query = query.where(schema.claims.c.seq < before_seq)
-        query = query.order_by(schema.claims.c.seq.desc()).limit(limit + 1)
+            query = query.where(_claims.c.seq < before_seq)
+        query = query.limit(limit + 1)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
             page = _claims_with_bindings(conn, rows[:limit])
@@ -799,6 +787,18 @@ def _spec_details(spec: ClaimSpec) -> dict[str, Any]:
         "priority": spec.priority,
         **({"mig": spec.mig} if spec.mig else {}),
     }
+
+
+def _claims_query(tenant: str | None, states: set[str] | None, id_prefix: str | None) -> Select[Any]:
+    """Claims newest first, of a tenant, in some states, with an id prefix (each when given)."""
+    query = select(_claims)
+    if tenant is not None:
+        query = query.where(_claims.c.tenant == tenant)
+    if id_prefix is not None:  # `%` and `_` in the prefix are literal characters
+        query = query.where(_claims.c.id.startswith(id_prefix, autoescape=True))
+    if states is not None:
+        query = query.where(_claims.c.state.in_(sorted(states)))
+    return query.order_by(_claims.c.seq.desc())
 
 
 def _claim_values(claim: Claim) -> dict[str, Any]:

@@ -263,8 +263,8 @@ def throughput(impls: dict[str, str], seconds: float, repeat: int = 0) -> dict[s
                 pid = server.proc.pid if server.proc else None
                 health_run = asyncio.run(closed_loop(server.port, top, seconds, _healthz, pid))
                 claims_run = asyncio.run(closed_loop(server.port, top, seconds, _claim_release, pid))
-                measured = {"healthz": {top: health_run.summary()}, "claim_release": {top: claims_run.summary()}}
-                row = _round(measured, top)
+                measured = {"healthz": health_run.summary(), "claim_release": claims_run.summary()}
+                row = _round({kind: {top: summary} for kind, summary in measured.items()}, top)
                 results[name]["rounds"].append(row)
                 print(f"  {name}: round {index + 2}: {_round_text(row)}", file=sys.stderr)
     finally:

@@ -77,7 +77,8 @@ def lean_handler(route: Any) -> Handler:
     dependencies = [(sub.name, sub.call) for sub in dependant.dependencies]
     body_fields = dependant.body_params
     embed_body_fields = route._embed_body_fields
-    strict_content_type = bool(getattr(route.strict_content_type, "value", route.strict_content_type))
+    strict = getattr(route, "strict_content_type", False)  # older FastAPI: JSON without a content type too
+    strict_content_type = bool(getattr(strict, "value", strict))
     params_from = [  # only the kinds this endpoint declares (each costs a lookup per request)
         (fields, attrgetter(source))
         for fields, source in (

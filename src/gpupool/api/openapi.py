@@ -13,13 +13,15 @@ so FastAPI would not find them itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import fastapi.routing
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from gpupool.api.deps import SECURITY_SCHEMES, get_tenant
@@ -79,9 +81,7 @@ def document_security(schema: dict[str, Any], app: FastAPI) -> dict[str, Any]:
     requirements: list[dict[str, list[str]]] = [{scheme.scheme_name: []} for scheme in SECURITY_SCHEMES]
     paths = schema.get("paths", {})
     authenticated = False
-    for route in iter_route_contexts(app.routes):  # included routers' routes, as `get_openapi` sees them
-        if not isinstance(route.original_route, APIRoute):
-            continue
+    for route in _api_routes(app):
         if not (route.include_in_schema and _depends_on_tenant(route.dependant)):
             continue
         for method in route.methods or ():
@@ -94,6 +94,15 @@ def document_security(schema: dict[str, Any], app: FastAPI) -> dict[str, Any]:
         for scheme in SECURITY_SCHEMES:
             schemes[scheme.scheme_name] = jsonable_encoder(scheme.model, by_alias=True, exclude_none=True)
     return schema
+
+
+def _api_routes(app: FastAPI) -> Iterator[Any]:
+    """Every API route as `get_openapi` sees it: recent FastAPI keeps included routers whole and
+    gives each of their routes an effective context (prefix, dependencies); older ones copy them."""
+    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    for route in contexts(app.routes) if contexts is not None else app.routes:
+        if isinstance(getattr(route, "original_route", route), APIRoute):
+            yield route
 
 
 def _depends_on_tenant(dependant: Dependant) -> bool:

@@ -224,8 +224,9 @@ def served(python: str, simulate: str) -> Iterator[ServerProcess]:
             server.stop()
 
 
-def throughput(impls: dict[str, str], seconds: float) -> dict[str, Any]:
-    """Healthz and claim+release at each client count, every implementation in turn."""
+def throughput(impls: dict[str, str], seconds: float, repeat: int = 0) -> dict[str, Any]:
+    """Healthz and claim+release at each client count, every implementation in turn; then `repeat`
+    more rounds of the top client count alone (implementations alternating), for the ratio's spread."""
     results: dict[str, Any] = {name: {"healthz": {}, "claim_release": {}} for name in impls}
     servers: dict[str, ServerProcess] = {}
     contexts = []
@@ -251,15 +252,43 @@ def throughput(impls: dict[str, str], seconds: float) -> dict[str, Any]:
                     f"{claims.summary()['server_cpu_ms_per_op']:.2f} ms",
                     file=sys.stderr,
                 )
+        top = max(CLIENT_COUNTS)
         for name in impls:
-            top = max(CLIENT_COUNTS)
             results[name]["ratio"] = (
                 results[name]["claim_release"][top]["per_s"] / results[name]["healthz"][top]["per_s"]
             )
+            results[name]["rounds"] = [_round(results[name], top)]
+        for index in range(repeat):
+            for name, server in servers.items():
+                pid = server.proc.pid if server.proc else None
+                health_run = asyncio.run(closed_loop(server.port, top, seconds, _healthz, pid))
+                claims_run = asyncio.run(closed_loop(server.port, top, seconds, _claim_release, pid))
+                measured = {"healthz": health_run.summary(), "claim_release": claims_run.summary()}
+                row = _round({kind: {top: summary} for kind, summary in measured.items()}, top)
+                results[name]["rounds"].append(row)
+                print(f"  {name}: round {index + 2}: {_round_text(row)}", file=sys.stderr)
     finally:
         for context in reversed(contexts):
             context.__exit__(None, None, None)
     return results
+
+
+def _round(result: dict[str, Any], clients: int) -> dict[str, float]:
+    health, claims = result["healthz"][clients], result["claim_release"][clients]
+    return {
+        "healthz_per_s": health["per_s"],
+        "claim_release_per_s": claims["per_s"],
+        "ratio": claims["per_s"] / health["per_s"],
+        "healthz_cpu_ms": health["server_cpu_ms_per_op"],
+        "round_trip_cpu_ms": claims["server_cpu_ms_per_op"],
+    }
+
+
+def _round_text(row: dict[str, float]) -> str:
+    return (
+        f"ratio {row['ratio']:.3f} ({row['claim_release_per_s']:.0f} / {row['healthz_per_s']:.0f}), "
+        f"server CPU {row['healthz_cpu_ms']:.2f} / {row['round_trip_cpu_ms']:.2f} ms"
+    )
 
 
 def pool_sizes(impls: dict[str, str], seconds: float, nodes_list: tuple[int, ...]) -> dict[str, Any]:
@@ -381,6 +410,17 @@ def report(
                 f"**{result['ratio']:.3f}** ({result['claim_release'][top]['per_s']:.0f} / "
                 f"{result['healthz'][top]['per_s']:.0f})"
             )
+            rounds = result.get("rounds", [])
+            if len(rounds) > 1:
+                ratios = sorted(row["ratio"] for row in rounds)
+                cpu = statistics.median(row["round_trip_cpu_ms"] for row in rounds)
+                health_cpu = statistics.median(row["healthz_cpu_ms"] for row in rounds)
+                lines.append(
+                    f"  - over {len(rounds)} rounds at {top} clients (this one and `--repeat` more, "
+                    f"alternating servers): ratio median **{statistics.median(ratios):.3f}** (min "
+                    f"{ratios[0]:.3f}, max {ratios[-1]:.3f}); median server CPU per healthz / round trip "
+                    f"{health_cpu:.2f} / {cpu:.2f} ms"
+                )
         lines.append("")
     if pools:
         lines += [
@@ -416,6 +456,9 @@ def main() -> None:
     parser.add_argument("--baseline-name", default="before", help="its name in the report")
     parser.add_argument("--name", default="this checkout", help="the name of this checkout's server")
     parser.add_argument("--nodes", default=",".join(map(str, POOL_NODES)), help="pool sizes (nodes of 8)")
+    parser.add_argument(
+        "--repeat", type=int, default=0, help="more rounds of the top client count, for the ratio's spread"
+    )
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-pools", action="store_true")
     parser.add_argument("--replicas", action="store_true", help="also: 1 vs 2 server processes on one store")
@@ -427,7 +470,7 @@ def main() -> None:
     impls[args.name] = sys.executable
     started = time.time()
     print(f"load average before: {os.getloadavg()}", file=sys.stderr)
-    throughputs = {} if args.skip_throughput else throughput(impls, args.seconds)
+    throughputs = {} if args.skip_throughput else throughput(impls, args.seconds, args.repeat)
     nodes = tuple(int(n) for n in args.nodes.split(",") if n)
     pools = {} if args.skip_pools else pool_sizes(impls, args.seconds, nodes)
     processes = replicas(args.seconds) if args.replicas else {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from gpupool.api.auth import Authenticator
@@ -14,14 +14,17 @@ from gpupool.errors import Forbidden
 from gpupool.model import Tenant
 from gpupool.pool import PoolService
 
-# Declared for the OpenAPI document (its security schemes); the header and cookie are read below,
-# so that a malformed header gets a message that says what is wrong with it.
+# The security schemes the OpenAPI document names on every operation behind `get_tenant`
+# (`gpupool.api.openapi` adds them). They are not sub-dependencies of `get_tenant`: FastAPI would
+# resolve both on every request only for `get_tenant` to read the header and the cookie itself (so
+# that a malformed header gets a message that says what is wrong with it).
 bearer_scheme = HTTPBearer(
     auto_error=False, description="a tenant's token (`gpupool tenants create`) or the admin token"
 )
 session_scheme = APIKeyCookie(
     name=SESSION_COOKIE, auto_error=False, description="the dashboard's session (`POST /v1/session`)"
 )
+SECURITY_SCHEMES = (bearer_scheme, session_scheme)
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 # Dependencies are coroutines: FastAPI runs a plain function dependency in a worker thread, a hop
@@ -33,11 +36,7 @@ async def get_pool(request: Request) -> PoolService:
     return pool
 
 
-async def get_tenant(
-    request: Request,
-    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-    _session: Annotated[str | None, Depends(session_scheme)],
-) -> Tenant:
+async def get_tenant(request: Request) -> Tenant:
     auth: Authenticator = request.app.state.auth
     authorization = request.headers.get("authorization")
     admin = auth.admin_for(authorization)  # no I/O: checked on the event loop

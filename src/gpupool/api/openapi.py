@@ -5,15 +5,26 @@ FastAPI documents only 422, with its own validation-error shape; gpupool answers
 `ErrorBody` (see the handlers in `gpupool.api.app`). So the generated document is post-processed
 once: the default validation schemas go, `ErrorBody` comes in, and each operation gets the error
 statuses of the table below that apply to it.
+
+It also names the security schemes (bearer token, dashboard session cookie) on every operation that
+authenticates through `get_tenant`: they are not runtime dependencies of it (see `gpupool.api.deps`),
+so FastAPI would not find them itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import fastapi.routing
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+
+from gpupool.api.deps import SECURITY_SCHEMES, get_tenant
 
 ERROR_SCHEMA = "ErrorBody"
 ERROR_REF = {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}
@@ -58,10 +69,44 @@ def install(app: FastAPI) -> None:
                 description=app.description,
                 routes=app.routes,
             )
-            app.openapi_schema = document_errors(schema)
+            app.openapi_schema = document_errors(document_security(schema, app))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def document_security(schema: dict[str, Any], app: FastAPI) -> dict[str, Any]:
+    """Name the security schemes on each documented operation that depends on `get_tenant`, as
+    FastAPI names a security dependency's scheme (an alternative each: token or session)."""
+    requirements: list[dict[str, list[str]]] = [{scheme.scheme_name: []} for scheme in SECURITY_SCHEMES]
+    paths = schema.get("paths", {})
+    authenticated = False
+    for route in _api_routes(app):
+        if not (route.include_in_schema and _depends_on_tenant(route.dependant)):
+            continue
+        for method in route.methods or ():
+            operation = paths.get(route.path_format, {}).get(method.lower())
+            if operation is not None:
+                operation.setdefault("security", []).extend(requirements)
+                authenticated = True
+    if authenticated:
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        for scheme in SECURITY_SCHEMES:
+            schemes[scheme.scheme_name] = jsonable_encoder(scheme.model, by_alias=True, exclude_none=True)
+    return schema
+
+
+def _api_routes(app: FastAPI) -> Iterator[Any]:
+    """Every API route as `get_openapi` sees it: recent FastAPI keeps included routers whole and
+    gives each of their routes an effective context (prefix, dependencies); older ones copy them."""
+    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    for route in contexts(app.routes) if contexts is not None else app.routes:
+        if isinstance(getattr(route, "original_route", route), APIRoute):
+            yield route
+
+
+def _depends_on_tenant(dependant: Dependant) -> bool:
+    return any(sub.call is get_tenant or _depends_on_tenant(sub) for sub in dependant.dependencies)
 
 
 def document_errors(schema: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from browserctl import signed_in_page
@@ -24,6 +25,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def test_the_banner_names_the_policy_as_the_cli_does(server: ServerProcess) -> None:
     assert "policy default" in server.log_text()
     assert "policy ours" not in server.log_text()
+    # /healthz reports the profile (`ours`): the banner names it beside the alias so the two agree
+    assert "policy default (= ours)" in server.log_text()
+    health = httpx.get(f"{server.url}/healthz", timeout=10).json()
+    assert health["policy"] == "ours"
 
 
 def test_pyproject_uses_an_spdx_license_so_builds_do_not_warn() -> None:

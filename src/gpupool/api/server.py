@@ -225,10 +225,14 @@ def _banner(
     devices = pool.devices
     nodes = len({d.node for d in devices})
     models = sorted({d.model for d in devices})
+    # `default` is an alias: name the profile too, as /healthz and the dashboard report it
+    policy = options.policy
+    if policy != pool.placer.name:
+        policy = f"{policy} (= {pool.placer.name})"
     console.print(
         f"[bold green]gpupool[/] serving {len(devices)} device(s) on {nodes} node(s) "
         f"({', '.join(models) or 'none'}) from the [bold]{pool.backend.name}[/] backend, "
-        f"policy [bold]{options.policy}[/]"
+        f"policy [bold]{policy}[/]"
     )
     console.print(f"  API        {url}/v1   (OpenAPI: {url}/openapi.json, docs: {url}/docs)")
     console.print(f"  Dashboard  {url}/")

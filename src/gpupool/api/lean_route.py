@@ -14,7 +14,7 @@ path/query/header/cookie parameters and the body, all errors reported together a
 when the route is built, an endpoint that would need it: dependencies other than coroutines taking
 just the `Request`, generator dependencies, sub-dependencies, `Response`/`BackgroundTasks`/security
 scope parameters, form bodies, and an endpoint that is not a coroutine. The endpoint must return a
-`Response` (it serialises its answer once itself, see `gpupool.api.convert.json_response`).
+`Response` (it serialises its answer once itself, see `gpupool.api.convert.claim_json`).
 `app.dependency_overrides` does not apply to these routes (nothing in gpupool uses it).
 """
 

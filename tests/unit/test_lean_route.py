@@ -7,7 +7,7 @@ import json
 from typing import Annotated, Any
 
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,8 +37,10 @@ async def create(body: Body, request: Request, who: Caller, key: Key = None) -> 
     return Response(json.dumps(answer), status_code=201, media_type="application/json")
 
 
-async def remove(item_id: str, who: Caller) -> Response:
-    return Response(json.dumps({"who": who, "item": item_id}), media_type="application/json")
+async def remove(
+    item_id: Annotated[str, Path(min_length=2)], who: Caller, limit: Annotated[int, Query(ge=1)] = 10
+) -> Response:
+    return Response(json.dumps({"who": who, "item": item_id, "limit": limit}), media_type="application/json")
 
 
 def make_app(route_class: type[APIRoute]) -> FastAPI:
@@ -70,6 +72,10 @@ CASES: list[tuple[str, str, dict[str, str], bytes | None]] = [
     ("POST", "/v1/items", {**GOOD, **JSON}, b"[1, 2]"),
     ("POST", "/v1/items", {**GOOD, **JSON}, b'{"name": "toolongname", "size": 0, "extra": 1}'),
     ("DELETE", "/v1/items/abc", GOOD, None),
+    ("DELETE", "/v1/items/abc?limit=3", GOOD, None),
+    ("DELETE", "/v1/items/abc?limit=0", GOOD, None),
+    ("DELETE", "/v1/items/abc?limit=x&limit=4", GOOD, None),
+    ("DELETE", "/v1/items/a?limit=x", GOOD, None),  # two errors, path and query, together
     ("DELETE", "/v1/items/abc", {}, None),
     ("PUT", "/v1/items/abc", GOOD, None),
 ]

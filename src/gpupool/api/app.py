@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gpupool import __version__
-from gpupool.api import management, openapi
+from gpupool.api import hot_routes, management, openapi
 from gpupool.api.auth import Authenticator
 from gpupool.api.headers import SecurityHeadersMiddleware, allowed_methods
 from gpupool.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
@@ -69,6 +69,7 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
     openapi.install(app)
+    hot_routes.install(app)  # the claim path's routes, matched first
     return app
 
 

@@ -15,6 +15,7 @@ from gpupool.model import ADMIN, Tenant
 from gpupool.store import Store
 
 ADMIN_TOKEN_FILE = "admin-token"
+ADMIN_TENANT = Tenant(name=ADMIN)  # frozen: one instance answers every admin request
 
 
 def hash_token(token: str) -> str:
@@ -56,7 +57,7 @@ class Authenticator:
         if scheme.lower() != "bearer" or not token.strip():
             return None
         if hmac.compare_digest(hash_token(token.strip()), self._admin_hash):
-            return Tenant(name=ADMIN)
+            return ADMIN_TENANT
         return None
 
     def tenant_for(self, authorization: str | None, session_cookie: str | None = None) -> Tenant:

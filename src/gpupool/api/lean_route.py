@@ -14,7 +14,7 @@ path/query/header/cookie parameters and the body, all errors reported together a
 when the route is built, an endpoint that would need it: dependencies other than coroutines taking
 just the `Request`, generator dependencies, sub-dependencies, `Response`/`BackgroundTasks`/security
 scope parameters, form bodies, and an endpoint that is not a coroutine. The endpoint must return a
-`Response` (it serialises its answer once itself, see `gpupool.api.convert.json_response`).
+`Response` (it serialises its answer once itself, see `gpupool.api.convert.claim_json`).
 `app.dependency_overrides` does not apply to these routes (nothing in gpupool uses it).
 """
 
@@ -27,6 +27,7 @@ from collections.abc import Callable, Coroutine
 from operator import attrgetter
 from typing import Any, TypeVar
 
+import fastapi.dependencies.utils as fastapi_utils
 import fastapi.routing
 from fastapi import params
 from fastapi.dependencies.models import Dependant
@@ -80,7 +81,7 @@ def lean_handler(route: Any) -> Handler:
     strict = getattr(route, "strict_content_type", False)  # older FastAPI: JSON without a content type too
     strict_content_type = bool(getattr(strict, "value", strict))
     params_from = [  # only the kinds this endpoint declares (each costs a lookup per request)
-        (fields, attrgetter(source))
+        (_params_reader(fields), attrgetter(source))
         for fields, source in (
             (dependant.path_params, "path_params"),
             (dependant.query_params, "query_params"),
@@ -89,6 +90,7 @@ def lean_handler(route: Any) -> Handler:
         )
         if fields
     ]
+    read_body = _body_reader(body_fields, embed_body_fields) if body_fields else None
     request_param = dependant.request_param_name
 
     async def handle(request: Request) -> Response:
@@ -102,14 +104,12 @@ def lean_handler(route: Any) -> Handler:
             if name is not None:
                 values[name] = solved
         errors: list[Any] = []
-        for fields, source in params_from:
-            found, problems = request_params_to_args(fields, source(request))
+        for read_params, source in params_from:
+            found, problems = read_params(source(request))
             values.update(found)
             errors += problems
-        if body_fields:
-            found, problems = await request_body_to_args(
-                body_fields=body_fields, received_body=body, embed_body_fields=embed_body_fields
-            )
+        if read_body is not None:
+            found, problems = await read_body(body)
             values.update(found)
             errors += problems
         if errors:
@@ -122,6 +122,91 @@ def lean_handler(route: Any) -> Handler:
         return response
 
     return handle
+
+
+ParamsReader = Callable[[Any], tuple[dict[str, Any], list[Any]]]
+BodyReader = Callable[[Any], Coroutine[Any, Any, tuple[dict[str, Any], list[Any]]]]
+
+
+def _params_reader(fields: list[Any]) -> ParamsReader:
+    """`request_params_to_args(fields, ...)`, with what it works out per request from the fields
+    alone (aliases, whether a field is a model or a sequence) worked out once here. Only for plain
+    fields (one value, not a model, not a sequence, not Json) and a FastAPI with the same internals;
+    anything else is read by `request_params_to_args` itself."""
+    get_param_model = getattr(fastapi_utils, "_get_param_model", None)
+    get_aliases = getattr(fastapi_utils, "_get_param_aliases", None)
+    validate = getattr(fastapi_utils, "_validate_value_with_model_field", None)
+    is_json = getattr(fastapi_utils, "_is_json_field", None)
+    is_sequence = getattr(fastapi_utils, "field_annotation_is_sequence", None)
+    if (
+        get_param_model is None
+        or get_aliases is None
+        or validate is None
+        or is_json is None
+        or is_sequence is None
+    ):
+        return lambda received: request_params_to_args(fields, received)
+    plain = [
+        field
+        for field in fields
+        if get_param_model(field) is None
+        and not is_json(field)
+        and not is_sequence(field.field_info.annotation)
+        and isinstance(field.field_info, params.Param)
+    ]
+    if len(plain) != len(fields):
+        return lambda received: request_params_to_args(fields, received)
+    compiled = [
+        (field, field.name, [key for _alias, key in get_aliases(field)], field.field_info.in_.value)
+        for field in fields
+    ]
+
+    def read(received: Any) -> tuple[dict[str, Any], list[Any]]:
+        values: dict[str, Any] = {}
+        errors: list[Any] = []
+        for field, name, keys, source in compiled:
+            key = next((key for key in keys if key in received), keys[0])
+            value = received.get(key, None)
+            found, problems = validate(
+                field=field,
+                value=PydanticUndefined if value is None else value,
+                values=values,
+                loc=(source, key),
+            )
+            if problems:
+                errors.extend(problems)
+            else:
+                values[name] = found
+        return values, errors
+
+    return read
+
+
+def _body_reader(body_fields: list[Any], embed_body_fields: bool) -> BodyReader:
+    """`request_body_to_args` for these fields; for one top-level JSON body (what the claim path
+    has), FastAPI's own validation of it without the per-request checks of the fields' shape."""
+
+    async def general(body: Any) -> tuple[dict[str, Any], list[Any]]:
+        return await request_body_to_args(
+            body_fields=body_fields, received_body=body, embed_body_fields=embed_body_fields
+        )
+
+    validate = getattr(fastapi_utils, "_validate_value_with_model_field", None)
+    should_embed = getattr(fastapi_utils, "_should_embed_body_fields", None)
+    form_models = getattr(fastapi_utils, "_get_form_models", None)
+    if validate is None or should_embed is None or form_models is None:
+        return general
+    if len(body_fields) != 1 or embed_body_fields or should_embed(body_fields) or form_models(body_fields[0]):
+        return general
+    field = body_fields[0]
+    loc = ("body",)
+
+    async def single(body: Any) -> tuple[dict[str, Any], list[Any]]:
+        # JSON never parses to form data (the one case `request_body_to_args` treats apart here)
+        found, problems = validate(field=field, value=body, values={}, loc=loc)
+        return {field.name: found}, problems
+
+    return single
 
 
 async def _read_json_body(request: Request, strict_content_type: bool) -> Any:

@@ -152,6 +152,7 @@ class PoolMetrics:
             buckets=DECISION_BUCKETS_S,
             registry=self.registry,
         )
+        self._decision_series: dict[bool, Histogram] = {}
         self.bind_failures = Counter(
             "gpupool_scheduler_bind_failures",
             "Placements the store refused (lost races)",
@@ -183,7 +184,13 @@ class PoolMetrics:
 
     # PoolObserver
     def on_decision(self, seconds: float, placed: bool) -> None:
-        self.decision_seconds.labels("placed" if placed else "unschedulable").observe(seconds)
+        # Every claim makes a decision: the two series are looked up once (on first use, so that a
+        # result never seen is not exported as zero), not through `labels()` each time.
+        series = self._decision_series.get(placed)
+        if series is None:
+            series = self.decision_seconds.labels("placed" if placed else "unschedulable")
+            self._decision_series[placed] = series
+        series.observe(seconds)
 
     def on_bind_failure(self, reason: str) -> None:
         self.bind_failures.labels(reason).inc()

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from gpupool.api.convert import claim_public, json_response
+from gpupool.api.convert import claim_json, claim_public, raw_json_response
 from gpupool.api.deps import PoolDep, TenantDep
 from gpupool.api.lean_route import lean_route
 from gpupool.api.pagination import CursorQuery, cursor_value, limit_query
@@ -48,7 +48,7 @@ async def create_claim(
         None if idempotency_key is None else IdempotencyKey.for_claim(idempotency_key, spec, body.lease_ttl_s)
     )
     claim = await pool.create_claim_async(tenant, spec, lease_ttl_s=body.lease_ttl_s, idempotency=idempotency)
-    return json_response(claim_public(claim, pool.queue_position(claim)), status.HTTP_201_CREATED)
+    return raw_json_response(claim_json(claim, pool.queue_position(claim)), status.HTTP_201_CREATED)
 
 
 @router.get("", response_model=ClaimList)
@@ -81,4 +81,4 @@ def get_claim(claim_id: str, pool: PoolDep, tenant: TenantDep) -> ClaimPublic:
 @lean_route(router, "/{claim_id}", methods=["DELETE"], response_model=ClaimPublic)
 async def release_claim(claim_id: str, request: Request, tenant: TenantDep) -> Response:
     pool: PoolService = request.app.state.pool
-    return json_response(claim_public(await pool.release_async(tenant, claim_id)))
+    return raw_json_response(claim_json(await pool.release_async(tenant, claim_id)))

@@ -15,7 +15,7 @@ from gpupool.scheduler.cluster import Cluster
 from gpupool.scheduler.frag import ResolvedWorkload
 from gpupool.scheduler.framework import CycleState
 from gpupool.scheduler.plugins.common import MAX_NODE_SCORE, gang
-from gpupool.scheduler.plugins.fragmodel import FragModel, StateTable
+from gpupool.scheduler.plugins.fragmodel import FragModel, OptionParts, OptionTable, StateTable
 from gpupool.scheduler.request import Request
 
 NAME = "fgd"
@@ -53,10 +53,12 @@ class FgdScore:
     resolution: float = MAX_NODE_SCORE
     measure = "fgd"  # or "capacity", see ResolvedWorkload.capacity_frag
     tight_gpu = False  # among equally good GPUs take the one with least milli free (else lowest index)
+    caching = True  # False: every option computed afresh per decision (what tests hold the caches to)
 
     def __init__(self, model: FragModel) -> None:
         self.model = model
-        self.table = StateTable()
+        self.table = StateTable()  # best points per (cache_key, node state), until cache_version changes
+        self.parts = OptionTable()  # stable parts per (cache_key, node state, option), until stable_version
 
     def observe(self, request: Request) -> None:
         self.model.observe(request)
@@ -71,6 +73,63 @@ class FgdScore:
         """The fragmentation whose change is scored, in milli-GPU; subclasses change it."""
         return resolved.measure(self.measure, free, cpu, model)
 
+    def volatile_measure(
+        self, resolved: ResolvedWorkload, free: NDArray[np.int64]
+    ) -> NDArray[np.float64] | float:
+        """A per-GPU term added to `node_measure` that is refreshed more often than the target
+        workload (`cache_version` changes, `stable_version` does not); none in FGD.
+
+        The caches keep `node_measure` and `option_cost` across its refreshes and recompute only
+        this term, so anything slower than a table lookup per GPU belongs in `node_measure`."""
+        return 0.0
+
+    def stable_version(self) -> int:
+        """Changes whenever `node_measure` or `option_cost` go stale: a new target workload."""
+        return self.model.version
+
+    def stable_parts(
+        self,
+        request: Request,
+        resolved: ResolvedWorkload,
+        free: NDArray[np.int64],
+        cpu: NDArray[np.int64],
+        model: NDArray[np.int64],
+        options: tuple[NDArray[np.int64], NDArray[np.bool_]] | None = None,
+    ) -> OptionParts:
+        """Per node state: `node_measure` before, after each option, and each option's cost."""
+        before = self.node_measure(resolved, free, cpu, model)
+        after_free, _ = options or after_placing(request, free)
+        batch, count, slots = after_free.shape
+        flat = after_free.reshape(batch * count, slots)
+        after_cpu = np.repeat(cpu - request.cpu_milli, count)
+        after_model = np.repeat(model, count)
+        after = self.node_measure(resolved, flat, after_cpu, after_model).reshape(batch, count)
+        cost = self.option_cost(request, resolved, (free, cpu, model), (flat, after_cpu, after_model))
+        if isinstance(cost, float) and cost == 0.0:
+            return OptionParts(before, after, None)
+        return OptionParts(before, after, np.broadcast_to(np.asarray(cost, dtype=np.float64), after.shape))
+
+    def combine(
+        self,
+        request: Request,
+        resolved: ResolvedWorkload,
+        free: NDArray[np.int64],
+        parts: OptionParts,
+        options: tuple[NDArray[np.int64], NDArray[np.bool_]] | None = None,
+    ) -> NDArray[np.float64]:
+        """Points per (node state, option) from the stable parts and `volatile_measure` of `free`."""
+        after_free, valid = options or after_placing(request, free)
+        before, after = parts.before, parts.after
+        extra = self.volatile_measure(resolved, free)
+        if not isinstance(extra, float) or extra != 0.0:
+            batch, count, slots = after_free.shape
+            before = before + extra
+            flat = after_free.reshape(batch * count, slots)
+            after = after + np.reshape(self.volatile_measure(resolved, flat), (batch, count))
+        if parts.cost is not None:
+            after = after + parts.cost
+        return np.where(valid, points(before[:, None], after, self.resolution), -np.inf)
+
     def option_points(
         self,
         request: Request,
@@ -79,17 +138,11 @@ class FgdScore:
         cpu: NDArray[np.int64],
         model: NDArray[np.int64],
     ) -> NDArray[np.float64]:
-        """Points per (node state, option) of the move under `node_measure`; -inf where it does not fit."""
-        before = self.node_measure(resolved, free, cpu, model)
-        options, valid = after_placing(request, free)
-        batch, count, slots = options.shape
-        after_free = options.reshape(batch * count, slots)
-        after_cpu = np.repeat(cpu - request.cpu_milli, count)
-        after_model = np.repeat(model, count)
-        after = self.node_measure(resolved, after_free, after_cpu, after_model).reshape(batch, count)
-        cost = self.option_cost(request, resolved, (free, cpu, model), (after_free, after_cpu, after_model))
-        after = after + cost
-        return np.where(valid, points(before[:, None], after, self.resolution), -np.inf)
+        """Points per (node state, option) of the move under `node_measure` + `volatile_measure`
+        (plus `option_cost`); -inf where it does not fit. Computed afresh, nothing cached."""
+        options = after_placing(request, free)
+        parts = self.stable_parts(request, resolved, free, cpu, model, options)
+        return self.combine(request, resolved, free, parts, options)
 
     def option_cost(
         self,
@@ -111,20 +164,38 @@ class FgdScore:
         resolved = self.model.resolved(cluster)
         if resolved is None:
             return np.zeros(nodes.size)
+        if not self.caching:
+            best: NDArray[np.float64] = self._option_table(request, resolved, cluster, nodes).max(axis=1)
+            return best
 
         def compute(reps: NDArray[np.intp]) -> NDArray[np.float64]:
-            table = self.option_points(
-                request,
-                resolved,
-                cluster.gpu_free_milli[reps],
-                cluster.cpu_free_milli[reps],
-                cluster.model_id[reps],
-            )
-            result: NDArray[np.float64] = table.max(axis=1)
+            result: NDArray[np.float64] = self._option_table(request, resolved, cluster, reps).max(axis=1)
             return result
 
         version = self.cache_version(cluster)
         return self.table.lookup(self.cache_key(request), cluster, nodes, version, compute)
+
+    def _option_table(
+        self, request: Request, resolved: ResolvedWorkload, cluster: Cluster, nodes: NDArray[np.intp]
+    ) -> NDArray[np.float64]:
+        """Points per (node, option) of `nodes`, each node's options in its own slot order; the
+        stable parts come from `self.parts` (computed once per node state and target workload)."""
+        free = cluster.gpu_free_milli[nodes]
+        options = after_placing(request, free)
+        if not self.caching:
+            parts = self.stable_parts(
+                request, resolved, free, cluster.cpu_free_milli[nodes], cluster.model_id[nodes], options
+            )
+            return self.combine(request, resolved, free, parts, options)
+
+        def compute(reps: NDArray[np.intp]) -> OptionParts:
+            rows = cluster.gpu_free_milli[reps]
+            return self.stable_parts(
+                request, resolved, rows, cluster.cpu_free_milli[reps], cluster.model_id[reps]
+            )
+
+        parts = self.parts.lookup(self.cache_key(request), cluster, nodes, self.stable_version(), compute)
+        return self.combine(request, resolved, free, parts, options)
 
     def cache_key(self, request: Request) -> Any:
         """What the cached points of a request are keyed by (with the node state)."""
@@ -142,11 +213,9 @@ class FgdScore:
         if resolved is None or request.gpus != 1 or request.whole:
             return gang(request, cluster, node, np.arange(slots))
         at = np.asarray([node])
-        free = cluster.gpu_free_milli[at]
-        cpu, model = cluster.cpu_free_milli[at], cluster.model_id[at]
-        table = self.option_points(request, resolved, free, cpu, model)[0]
+        table = self._option_table(request, resolved, cluster, at)[0]
         table = np.where(cluster.fitting_slots(request, node), table, -np.inf)
         if self.tight_gpu:
             best = np.flatnonzero(table == table.max())
-            return (int(best[np.argmin(free[0, best])]),)
+            return (int(best[np.argmin(cluster.gpu_free_milli[node, best])]),)
         return (int(np.argmax(table)),)

@@ -10,6 +10,7 @@ the one in use. Every adoption empties the caches.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -120,3 +121,131 @@ class StateTable:
         if stamp != self.stamp:
             self.tables.clear()
             self.stamp = stamp
+
+
+@dataclass(frozen=True)
+class OptionParts:
+    """What a move's points are made of, per node state (rows) and option (columns): the measure
+    before (rows,), after each option (rows, options), and each option's cost (None: none)."""
+
+    before: NDArray[np.float64]
+    after: NDArray[np.float64]
+    cost: NDArray[np.float64] | None
+
+
+PartsCompute = Callable[[NDArray[np.intp]], OptionParts]
+
+
+@dataclass
+class _Rows:
+    """One key's stored parts: row per node state id (-1: none), options in ascending free order."""
+
+    row: NDArray[np.int64]
+    before: NDArray[np.float64]
+    after: NDArray[np.float64]
+    cost: NDArray[np.float64] | None = None
+    used: int = 0
+
+
+class OptionTable:
+    """`OptionParts` per (key, node state id), computed once per distinct node state.
+
+    A share's options are its GPUs, and an option's parts depend only on the node state and that
+    GPU's free milli, so they are stored in ascending free order and handed back in the order of
+    each node's own slots. Valid only for parts that depend on a node's model, CPU free and
+    per-GPU free multiset (and the version they were computed under).
+    """
+
+    def __init__(self) -> None:
+        self.keys: dict[Any, _Rows] = {}
+        self.stamp: tuple[int, int] = (0, -1)
+
+    def lookup(
+        self, key: Any, cluster: Cluster, nodes: NDArray[np.intp], version: int, compute: PartsCompute
+    ) -> OptionParts:
+        """The parts of `nodes`; `compute(representative_nodes)` fills the missing states."""
+        stamp = (id(cluster.interner), version)
+        if stamp != self.stamp:
+            self.keys.clear()
+            self.stamp = stamp
+        if not nodes.size:
+            return compute(nodes)
+        ids = cluster.state_ids()[nodes]
+        need = int(ids.max()) + 1
+        table = self.keys.get(key)
+        if table is not None and table.row.size < need:
+            grown = np.full(max(need * 2, 64), -1, dtype=np.int64)
+            grown[: table.row.size] = table.row
+            table.row = grown
+        rows = table.row[ids] if table is not None else np.full(ids.size, -1, dtype=np.int64)
+        missing = rows < 0
+        if missing.any():
+            unique, first = np.unique(ids[missing], return_index=True)
+            reps = nodes[missing][first]
+            fresh = compute(reps)
+            table = self._store(key, table, need, unique, fresh, _ascending(cluster, reps, fresh.after))
+            rows = table.row[ids]
+        assert table is not None
+        order = _ascending(cluster, nodes, table.after)
+        after = self._unsort(table.after[rows], order)
+        cost = None if table.cost is None else self._unsort(table.cost[rows], order)
+        return OptionParts(table.before[rows], after, cost)
+
+    def _store(
+        self,
+        key: Any,
+        table: _Rows | None,
+        need: int,
+        ids: NDArray[np.int64],
+        fresh: OptionParts,
+        order: NDArray[np.intp] | None,
+    ) -> _Rows:
+        count = fresh.after.shape[1]
+        if table is None:
+            size = max(ids.size * 2, 64)
+            table = self.keys[key] = _Rows(
+                np.full(max(need * 2, 64), -1, dtype=np.int64), np.empty(size), np.empty((size, count))
+            )
+        start, stop = table.used, table.used + ids.size
+        if stop > table.before.size:
+            size = max(stop * 2, 64)
+            table.before = _grown(table.before, size)
+            table.after = _grown(table.after, size)
+            if table.cost is not None:
+                table.cost = _grown(table.cost, size)
+        if fresh.cost is not None and table.cost is None:
+            table.cost = np.zeros_like(table.after)  # rows stored without a cost had none: 0 adds nothing
+        table.before[start:stop] = fresh.before
+        table.after[start:stop] = self._sort(fresh.after, order)
+        if table.cost is not None:
+            table.cost[start:stop] = 0.0 if fresh.cost is None else self._sort(fresh.cost, order)
+        table.row[ids] = np.arange(start, stop)
+        table.used = stop
+        return table
+
+    @staticmethod
+    def _sort(values: NDArray[np.float64], order: NDArray[np.intp] | None) -> NDArray[np.float64]:
+        return values if order is None else np.take_along_axis(values, order, axis=1)
+
+    @staticmethod
+    def _unsort(values: NDArray[np.float64], order: NDArray[np.intp] | None) -> NDArray[np.float64]:
+        if order is None:
+            return values
+        out = np.empty_like(values)
+        np.put_along_axis(out, order, values, axis=1)
+        return out
+
+
+def _ascending(
+    cluster: Cluster, nodes: NDArray[np.intp], after: NDArray[np.float64]
+) -> NDArray[np.intp] | None:
+    """Each node's slots in ascending free milli when options are per GPU (else None)."""
+    if after.shape[1] == 1:
+        return None
+    return np.argsort(cluster.gpu_free_milli[nodes], axis=1, kind="stable")
+
+
+def _grown(values: NDArray[np.float64], size: int) -> NDArray[np.float64]:
+    grown = np.empty((size, *values.shape[1:]))
+    grown[: values.shape[0]] = values
+    return grown

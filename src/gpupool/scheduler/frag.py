@@ -92,7 +92,14 @@ class ResolvedWorkload:
 
     workload: TargetWorkload
     allowed: NDArray[np.bool_]  # (shapes, models)
-    _table: NDArray[np.int16] | None = field(default=None, init=False, repr=False, compare=False)
+    # distinct columns of the per-GPU table (free milli -1000..1000 x 3 x shapes) and where each
+    # of the 3 x shapes columns is among them (many shapes share a per-GPU size)
+    _table: tuple[NDArray[np.int16], NDArray[np.intp]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _cpu: tuple[NDArray[np.int64], NDArray[np.intp]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def of(cls, workload: TargetWorkload, cluster: Cluster) -> ResolvedWorkload:
@@ -110,14 +117,27 @@ class ResolvedWorkload:
         if free_milli.size and (free_milli.min() < -SLOT_RANGE or free_milli.max() > SLOT_RANGE):
             table = self._per_gpu(free_milli[:, :, None]).sum(axis=1)
         else:
-            table = self._slot_table()[free_milli + SLOT_RANGE].sum(axis=1, dtype=np.int64)
+            distinct, columns = self._slot_table()
+            table = distinct[free_milli + SLOT_RANGE].sum(axis=1, dtype=np.int64)[:, columns]
         return SlotSums(table[:, :count], table[:, count : 2 * count], table[:, 2 * count :], idle)
 
-    def _slot_table(self) -> NDArray[np.int16]:
+    def _slot_table(self) -> tuple[NDArray[np.int16], NDArray[np.intp]]:
         if self._table is None:
             free = np.arange(-SLOT_RANGE, SLOT_RANGE + 1, dtype=np.int64)[:, None]
-            self._table = self._per_gpu(free).astype(np.int16)  # |values| <= 1000
+            full = self._per_gpu(free).astype(np.int16)  # |values| <= 1000
+            distinct, columns = np.unique(full, axis=1, return_inverse=True)
+            self._table = (np.ascontiguousarray(distinct), columns.reshape(-1))
         return self._table
+
+    def _cpu_tasks(self, cpu_free_milli: NDArray[np.int64]) -> NDArray[np.int64]:
+        """(B, shapes): how many tasks of each shape the CPU holds (unbounded for CPU-free shapes)."""
+        wl = self.workload
+        if self._cpu is None:
+            values, columns = np.unique(np.maximum(wl.cpu_milli, 1), return_inverse=True)
+            self._cpu = (values, columns.reshape(-1))
+        values, columns = self._cpu
+        tasks = (cpu_free_milli[:, None] // values[None, :])[:, columns]
+        return np.where(wl.cpu_milli[None, :] > 0, tasks, np.iinfo(np.int64).max)
 
     def _per_gpu(self, free: NDArray[np.int64]) -> NDArray[np.int64]:
         """(..., 3 x shapes) for free milli (..., 1): tasks held, fits one, milli too small."""
@@ -190,11 +210,7 @@ class ResolvedWorkload:
         wl = self.workload
         sums = sums or self.slot_sums(free_milli)
         tasks_gpu = sums.tasks // np.maximum(wl.gpus, 1)[None, :]  # (B, shapes)
-        tasks_cpu = np.where(
-            wl.cpu_milli[None, :] > 0,
-            cpu_free_milli[:, None] // np.maximum(wl.cpu_milli, 1)[None, :],
-            np.iinfo(np.int64).max,
-        )
+        tasks_cpu = self._cpu_tasks(cpu_free_milli)
         allowed = self.allowed[:, model_id].T
         usable_tasks = np.minimum(tasks_gpu, tasks_cpu) * allowed * (wl.gpu_milli > 0)[None, :]
         usable = usable_tasks * (wl.gpu_milli * wl.gpus)[None, :]

@@ -96,18 +96,35 @@ class FgdScore:
         model: NDArray[np.int64],
         options: tuple[NDArray[np.int64], NDArray[np.bool_]] | None = None,
     ) -> OptionParts:
-        """Per node state: `node_measure` before, after each option, and each option's cost."""
+        """Per node state: `node_measure` before, after each option, and each option's cost.
+
+        Only the distinct options that fit are measured: a share on either of two GPUs with the
+        same free milli leaves the same node state. An option that does not fit gets 0 (its points
+        are -inf whatever it holds)."""
         before = self.node_measure(resolved, free, cpu, model)
-        after_free, _ = options or after_placing(request, free)
+        after_free, valid = options or after_placing(request, free)
         batch, count, slots = after_free.shape
-        flat = after_free.reshape(batch * count, slots)
-        after_cpu = np.repeat(cpu - request.cpu_milli, count)
-        after_model = np.repeat(model, count)
-        after = self.node_measure(resolved, flat, after_cpu, after_model).reshape(batch, count)
-        cost = self.option_cost(request, resolved, (free, cpu, model), (flat, after_cpu, after_model))
+        if count > 1:  # one option per GPU: the first GPU of each free milli stands for the others
+            first = (free[:, :, None] == free[:, None, :]).argmax(axis=2)
+            rows, columns = np.nonzero((first == np.arange(slots)) & valid)
+        else:
+            first = np.zeros((batch, 1), dtype=np.intp)
+            rows, columns = np.nonzero(valid)
+        flat = after_free[rows, columns]
+        after_cpu, after_model = cpu[rows] - request.cpu_milli, model[rows]
+        measured = self.node_measure(resolved, flat, after_cpu, after_model)
+        # the options' state rows repeated once per option (the contract of option_cost)
+        cost = self.option_cost(
+            request, resolved, (free[rows], cpu[rows], model[rows]), (flat, after_cpu, after_model)
+        )
+        where = np.full((batch, count), rows.size)  # one past the end: the 0 of an option that does not fit
+        where[rows, columns] = np.arange(rows.size)
+        where = np.take_along_axis(where, first, axis=1)
+        after = np.append(measured, 0.0)[where]
         if isinstance(cost, float) and cost == 0.0:
             return OptionParts(before, after, None)
-        return OptionParts(before, after, np.broadcast_to(np.asarray(cost, dtype=np.float64), after.shape))
+        spread = np.broadcast_to(np.asarray(cost, dtype=np.float64), (rows.size, 1))[:, 0]
+        return OptionParts(before, after, np.append(spread, 0.0)[where])
 
     def combine(
         self,

@@ -138,9 +138,11 @@ PartsCompute = Callable[[NDArray[np.intp]], OptionParts]
 
 @dataclass
 class _Rows:
-    """One key's stored parts: row per node state id (-1: none), options in ascending free order."""
+    """One key's stored parts: row per node state id (-1: none); options in the slot order of the
+    node they were computed on (`free`: that node's free milli per slot)."""
 
     row: NDArray[np.int64]
+    free: NDArray[np.int64]
     before: NDArray[np.float64]
     after: NDArray[np.float64]
     cost: NDArray[np.float64] | None = None
@@ -151,9 +153,9 @@ class OptionTable:
     """`OptionParts` per (key, node state id), computed once per distinct node state.
 
     A share's options are its GPUs, and an option's parts depend only on the node state and that
-    GPU's free milli, so they are stored in ascending free order and handed back in the order of
-    each node's own slots. Valid only for parts that depend on a node's model, CPU free and
-    per-GPU free multiset (and the version they were computed under).
+    GPU's free milli: a node whose GPUs are in another order than the node the parts were computed
+    on gets them permuted (matched by free milli). Valid only for parts that depend on a node's
+    model, CPU free and per-GPU free multiset (and the version they were computed under).
     """
 
     def __init__(self) -> None:
@@ -171,10 +173,9 @@ class OptionTable:
         if not nodes.size:
             return compute(nodes)
         ids = cluster.state_ids()[nodes]
-        need = int(ids.max()) + 1
         table = self.keys.get(key)
-        if table is not None and table.row.size < need:
-            grown = np.full(max(need * 2, 64), -1, dtype=np.int64)
+        if table is not None and table.row.size <= int(ids.max()):
+            grown = np.full(int(ids.max()) * 2 + 64, -1, dtype=np.int64)
             grown[: table.row.size] = table.row
             table.row = grown
         rows = table.row[ids] if table is not None else np.full(ids.size, -1, dtype=np.int64)
@@ -183,69 +184,65 @@ class OptionTable:
             unique, first = np.unique(ids[missing], return_index=True)
             reps = nodes[missing][first]
             fresh = compute(reps)
-            table = self._store(key, table, need, unique, fresh, _ascending(cluster, reps, fresh.after))
+            if table is None:
+                table = self.keys[key] = _Rows(
+                    np.full(int(ids.max()) * 2 + 64, -1, dtype=np.int64),
+                    np.empty((0, cluster.gpu_free_milli.shape[1]), dtype=np.int64),
+                    np.empty(0),
+                    np.empty((0, fresh.after.shape[1])),
+                )
+            _store(table, unique, cluster.gpu_free_milli[reps], fresh)
+            if unique.size == ids.size:  # every node is its own representative
+                return fresh if np.array_equal(reps, nodes) else _rows_of(fresh, np.searchsorted(unique, ids))
             rows = table.row[ids]
         assert table is not None
-        order = _ascending(cluster, nodes, table.after)
-        after = self._unsort(table.after[rows], order)
-        cost = None if table.cost is None else self._unsort(table.cost[rows], order)
-        return OptionParts(table.before[rows], after, cost)
+        parts = OptionParts(
+            table.before[rows], table.after[rows], None if table.cost is None else table.cost[rows]
+        )
+        if parts.after.shape[1] == 1:
+            return parts
+        free = cluster.gpu_free_milli[nodes]
+        moved = np.flatnonzero((table.free[rows] != free).any(axis=1))
+        if moved.size:  # same state, GPUs in another order: match the options by free milli
+            stored = np.argsort(table.free[rows[moved]], axis=1, kind="stable")
+            own = np.argsort(free[moved], axis=1, kind="stable")
+            for values in (parts.after, parts.cost):
+                if values is not None:
+                    sorted_values = np.take_along_axis(values[moved], stored, axis=1)
+                    permuted = values[moved]
+                    np.put_along_axis(permuted, own, sorted_values, axis=1)
+                    values[moved] = permuted
+        return parts
 
-    def _store(
-        self,
-        key: Any,
-        table: _Rows | None,
-        need: int,
-        ids: NDArray[np.int64],
-        fresh: OptionParts,
-        order: NDArray[np.intp] | None,
-    ) -> _Rows:
-        count = fresh.after.shape[1]
-        if table is None:
-            size = max(ids.size * 2, 64)
-            table = self.keys[key] = _Rows(
-                np.full(max(need * 2, 64), -1, dtype=np.int64), np.empty(size), np.empty((size, count))
-            )
-        start, stop = table.used, table.used + ids.size
-        if stop > table.before.size:
-            size = max(stop * 2, 64)
-            table.before = _grown(table.before, size)
-            table.after = _grown(table.after, size)
-            if table.cost is not None:
-                table.cost = _grown(table.cost, size)
-        if fresh.cost is not None and table.cost is None:
-            table.cost = np.zeros_like(table.after)  # rows stored without a cost had none: 0 adds nothing
-        table.before[start:stop] = fresh.before
-        table.after[start:stop] = self._sort(fresh.after, order)
+
+def _rows_of(parts: OptionParts, index: NDArray[np.intp]) -> OptionParts:
+    return OptionParts(
+        parts.before[index], parts.after[index], None if parts.cost is None else parts.cost[index]
+    )
+
+
+def _store(table: _Rows, ids: NDArray[np.int64], free: NDArray[np.int64], fresh: OptionParts) -> None:
+    """Append the parts of node states `ids` (computed on nodes whose slots hold `free`)."""
+    start, stop = table.used, table.used + ids.size
+    if stop > table.before.size:
+        size = max(stop * 2, 64)
+        table.free = _grown(table.free, size)
+        table.before = _grown(table.before, size)
+        table.after = _grown(table.after, size)
         if table.cost is not None:
-            table.cost[start:stop] = 0.0 if fresh.cost is None else self._sort(fresh.cost, order)
-        table.row[ids] = np.arange(start, stop)
-        table.used = stop
-        return table
-
-    @staticmethod
-    def _sort(values: NDArray[np.float64], order: NDArray[np.intp] | None) -> NDArray[np.float64]:
-        return values if order is None else np.take_along_axis(values, order, axis=1)
-
-    @staticmethod
-    def _unsort(values: NDArray[np.float64], order: NDArray[np.intp] | None) -> NDArray[np.float64]:
-        if order is None:
-            return values
-        out = np.empty_like(values)
-        np.put_along_axis(out, order, values, axis=1)
-        return out
+            table.cost = _grown(table.cost, size)
+    if fresh.cost is not None and table.cost is None:
+        table.cost = np.zeros_like(table.after)  # rows stored without a cost had none: 0 adds nothing
+    table.free[start:stop] = free
+    table.before[start:stop] = fresh.before
+    table.after[start:stop] = fresh.after
+    if table.cost is not None:
+        table.cost[start:stop] = 0.0 if fresh.cost is None else fresh.cost
+    table.row[ids] = np.arange(start, stop)
+    table.used = stop
 
 
-def _ascending(
-    cluster: Cluster, nodes: NDArray[np.intp], after: NDArray[np.float64]
-) -> NDArray[np.intp] | None:
-    """Each node's slots in ascending free milli when options are per GPU (else None)."""
-    if after.shape[1] == 1:
-        return None
-    return np.argsort(cluster.gpu_free_milli[nodes], axis=1, kind="stable")
-
-
-def _grown(values: NDArray[np.float64], size: int) -> NDArray[np.float64]:
-    grown = np.empty((size, *values.shape[1:]))
+def _grown(values: NDArray[Any], size: int) -> NDArray[Any]:
+    grown = np.empty((size, *values.shape[1:]), dtype=values.dtype)
     grown[: values.shape[0]] = values
     return grown

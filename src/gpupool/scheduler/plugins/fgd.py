@@ -181,6 +181,7 @@ class FgdScore:
         resolved = self.model.resolved(cluster)
         if resolved is None:
             return np.zeros(nodes.size)
+        version = self.cache_version(cluster)  # also what refreshes a subclass's volatile term
         if not self.caching:
             best: NDArray[np.float64] = self._option_table(request, resolved, cluster, nodes).max(axis=1)
             return best
@@ -189,7 +190,6 @@ class FgdScore:
             result: NDArray[np.float64] = self._option_table(request, resolved, cluster, reps).max(axis=1)
             return result
 
-        version = self.cache_version(cluster)
         return self.table.lookup(self.cache_key(request), cluster, nodes, version, compute)
 
     def _option_table(

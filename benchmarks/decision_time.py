@@ -1,7 +1,7 @@
 """Decision time of a policy on the 6,212-GPU openb cluster, this tree against a baseline tree.
 
     .venv/bin/python benchmarks/decision_time.py [--variants default,share60-spec20u] [--seeds 42]
-        [--policy ours] [--baseline-python /work/main/.venv/bin/python] [--json FILE]
+        [--policy ours] [--baseline-python /work/main/.venv/bin/python] [--baseline-src DIR] [--json FILE]
 
 Each (variant, seed) replays the whole arrival stream (no departures) the way the simulator does and
 times every decision: wall time and the deciding thread's CPU time (the latter leaves out other
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -63,6 +64,12 @@ def main() -> None:
     parser.add_argument("--seeds", default="42")
     parser.add_argument("--policy", default="ours")
     parser.add_argument("--baseline-python", default=None, help="interpreter of the baseline tree")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help="the baseline's source folder, put first on its PYTHONPATH (else its interpreter's own gpupool)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the raw numbers")
     parser.add_argument(
         "--worker", nargs=4, metavar=("NODES", "PODS", "POLICY", "SEED"), help=argparse.SUPPRESS
@@ -102,7 +109,10 @@ def main() -> None:
                 interpreters["base"] = args.baseline_python
             for label, python in interpreters.items():
                 command = [python, str(HERE), "--worker", str(NODES), str(pods), args.policy, str(seed)]
-                done = subprocess.run(command, capture_output=True, text=True, check=False)
+                env = dict(os.environ)
+                if label == "base" and args.baseline_src:
+                    env["PYTHONPATH"] = str(args.baseline_src.resolve())
+                done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
                 if done.returncode != 0:
                     raise SystemExit(f"{label} replay failed:\n{done.stderr[-2000:]}")
                 runs[label] = json.loads(done.stdout)

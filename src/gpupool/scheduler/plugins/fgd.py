@@ -59,6 +59,10 @@ class FgdScore:
         self.model = model
         self.table = StateTable()  # best points per (cache_key, node state), until cache_version changes
         self.parts = OptionTable()  # stable parts per (cache_key, node state, option), until stable_version
+        # per cache_key, the option tables of the last nodes ranking computed (node state ids, their
+        # free milli per slot, points per option): the pick of the best node reads them
+        self._recent: dict[Any, tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]] = {}
+        self._recent_stamp: tuple[int, int] = (0, -1)
 
     def observe(self, request: Request) -> None:
         self.model.observe(request)
@@ -186,11 +190,32 @@ class FgdScore:
             best: NDArray[np.float64] = self._option_table(request, resolved, cluster, nodes).max(axis=1)
             return best
 
+        key = self.cache_key(request)
+
         def compute(reps: NDArray[np.intp]) -> NDArray[np.float64]:
-            result: NDArray[np.float64] = self._option_table(request, resolved, cluster, reps).max(axis=1)
+            table = self._option_table(request, resolved, cluster, reps)
+            if self._recent_stamp != self.table.stamp:
+                self._recent.clear()
+                self._recent_stamp = self.table.stamp
+            self._recent[key] = (cluster.state_ids()[reps], cluster.gpu_free_milli[reps], table)
+            result: NDArray[np.float64] = table.max(axis=1)
             return result
 
-        return self.table.lookup(self.cache_key(request), cluster, nodes, version, compute)
+        return self.table.lookup(key, cluster, nodes, version, compute)
+
+    def _remembered(self, key: Any, cluster: Cluster, node: int) -> NDArray[np.float64] | None:
+        """The option table ranking computed for this node's state under the same key and cache
+        version, when it was computed on a node whose GPUs hold what this node's hold, slot by slot
+        (then it is exactly what computing it again gives)."""
+        found = self._recent.get(key)
+        if found is None or self._recent_stamp != self.table.stamp:
+            return None
+        ids, free, table = found
+        hits = np.flatnonzero(ids == cluster.state_ids()[node])
+        if not hits.size or not np.array_equal(free[hits[0]], cluster.gpu_free_milli[node]):
+            return None
+        row: NDArray[np.float64] = table[hits[0]]
+        return row
 
     def _option_table(
         self, request: Request, resolved: ResolvedWorkload, cluster: Cluster, nodes: NDArray[np.intp]
@@ -229,8 +254,9 @@ class FgdScore:
         slots = cluster.gpu_free_milli.shape[1]
         if resolved is None or request.gpus != 1 or request.whole:
             return gang(request, cluster, node, np.arange(slots))
-        at = np.asarray([node])
-        table = self._option_table(request, resolved, cluster, at)[0]
+        table = self._remembered(self.cache_key(request), cluster, node) if self.caching else None
+        if table is None:
+            table = self._option_table(request, resolved, cluster, np.asarray([node]))[0]
         table = np.where(cluster.fitting_slots(request, node), table, -np.inf)
         if self.tight_gpu:
             best = np.flatnonzero(table == table.max())

@@ -83,6 +83,20 @@ def distance(first: TargetWorkload, second: TargetWorkload) -> float:
 
 
 Compute = Callable[[NDArray[np.intp]], NDArray[np.float64]]
+SMALL = 32  # below this many ids a dict beats np.unique's sort and its fixed cost
+
+
+def first_of_each(ids: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
+    """The distinct ids in ascending order and where each first occurs: np.unique(ids,
+    return_index=True), without its fixed cost for the few ids of a small pool's decision."""
+    if ids.size > SMALL:
+        unique, first = np.unique(ids, return_index=True)
+        return unique, first
+    seen: dict[int, int] = {}
+    for index, value in enumerate(ids.tolist()):
+        seen.setdefault(value, index)
+    order = sorted(seen)
+    return np.asarray(order, dtype=ids.dtype), np.asarray([seen[v] for v in order], dtype=np.intp)
 
 
 class StateTable:
@@ -111,7 +125,7 @@ class StateTable:
         values = table[ids]
         missing = np.isnan(values)
         if missing.any():
-            unique, first = np.unique(ids[missing], return_index=True)
+            unique, first = first_of_each(ids[missing])
             table[unique] = compute(nodes[missing][first])
             values = table[ids]
         return values
@@ -181,7 +195,7 @@ class OptionTable:
         rows = table.row[ids] if table is not None else np.full(ids.size, -1, dtype=np.int64)
         missing = rows < 0
         if missing.any():
-            unique, first = np.unique(ids[missing], return_index=True)
+            unique, first = first_of_each(ids[missing])
             reps = nodes[missing][first]
             fresh = compute(reps)
             if table is None:

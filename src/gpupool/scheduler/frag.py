@@ -115,7 +115,7 @@ class ResolvedWorkload:
         count = len(wl.shapes)
         idle = free_milli.sum(axis=1).astype(np.float64)
         if free_milli.size and (free_milli.min() < -SLOT_RANGE or free_milli.max() > SLOT_RANGE):
-            table = self._per_gpu(free_milli[:, :, None]).sum(axis=1)
+            table = self._per_gpu(free_milli[:, :, None], wl.gpu_milli).sum(axis=1)
         else:
             distinct, columns = self._slot_table()
             table = distinct[free_milli + SLOT_RANGE].sum(axis=1, dtype=np.int64)[:, columns]
@@ -124,9 +124,12 @@ class ResolvedWorkload:
     def _slot_table(self) -> tuple[NDArray[np.int16], NDArray[np.intp]]:
         if self._table is None:
             free = np.arange(-SLOT_RANGE, SLOT_RANGE + 1, dtype=np.int64)[:, None]
-            full = self._per_gpu(free).astype(np.int16)  # |values| <= 1000
-            distinct, columns = np.unique(full, axis=1, return_inverse=True)
-            self._table = (np.ascontiguousarray(distinct), columns.reshape(-1))
+            # the three columns of a shape depend on its milli per GPU alone
+            values, inverse = np.unique(self.workload.gpu_milli, return_inverse=True)
+            distinct = self._per_gpu(free, values).astype(np.int16)  # |values| <= 1000
+            inverse = inverse.reshape(-1)
+            columns = np.concatenate((inverse, inverse + values.size, inverse + 2 * values.size))
+            self._table = (distinct, columns)
         return self._table
 
     def _cpu_tasks(self, cpu_free_milli: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -139,13 +142,14 @@ class ResolvedWorkload:
         tasks = (cpu_free_milli[:, None] // values[None, :])[:, columns]
         return np.where(wl.cpu_milli[None, :] > 0, tasks, np.iinfo(np.int64).max)
 
-    def _per_gpu(self, free: NDArray[np.int64]) -> NDArray[np.int64]:
-        """(..., 3 x shapes) for free milli (..., 1): tasks held, fits one, milli too small."""
-        wl = self.workload
-        milli = np.maximum(wl.gpu_milli, 1)
-        whole = wl.gpu_milli >= 1000
+    @staticmethod
+    def _per_gpu(free: NDArray[np.int64], gpu_milli: NDArray[np.int64]) -> NDArray[np.int64]:
+        """(..., 3 x sizes) for free milli (..., 1) and per-GPU sizes: tasks held, fits one, milli
+        too small."""
+        milli = np.maximum(gpu_milli, 1)
+        whole = gpu_milli >= 1000
         tasks = np.where(whole, free >= milli, free // milli)
-        fit = free >= wl.gpu_milli
+        fit = free >= gpu_milli
         small = free * ~fit
         return np.concatenate(np.broadcast_arrays(tasks, fit, small), axis=-1).astype(np.int64)
 

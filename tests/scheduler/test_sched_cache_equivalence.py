@@ -18,6 +18,7 @@ from sched_builders import ClusterBuilder, share
 from gpupool.scheduler.cluster import Cluster
 from gpupool.scheduler.frag import ResolvedWorkload, TargetWorkload
 from gpupool.scheduler.framework import PluginContext, Scheduler
+from gpupool.scheduler.plugins import fragmodel
 from gpupool.scheduler.plugins.fgd import FgdScore, after_placing, points
 from gpupool.scheduler.plugins.fragmodel import FragModel
 from gpupool.scheduler.plugins.ours import OursScore
@@ -229,3 +230,23 @@ def _score(scheduler: Scheduler) -> FgdScore:
     scorer = scheduler.scores[0][0]
     assert isinstance(scorer, FgdScore)
     return scorer
+
+
+def test_a_full_option_table_starts_over_and_still_scores_like_fresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fragmodel, "MAX_ROWS", 3)
+    rng = np.random.default_rng(9)
+    builder = ClusterBuilder()
+    for index in range(10):
+        builder.node(f"n{index}", gpus=4, used=tuple(int(v) for v in rng.choice([0, 190, 500, 840], size=4)))
+    cluster = builder.build()
+    cached, fresh = FgdScore(FragModel(fixed=WORKLOAD)), FgdScore(FragModel(fixed=WORKLOAD))
+    fresh.caching = False
+    nodes = np.arange(cluster.size)
+    for request in (share(160), share(500), share(160), share(810)):
+        for subset in (nodes[:2], nodes, nodes[5:]):
+            assert np.array_equal(
+                cached._points(request, cluster, subset), fresh._points(request, cluster, subset)
+            )
+        best = int(np.argmax(fresh._points(request, cluster, nodes)))
+        assert cached.pick(request, cluster, best, {}) == fresh.pick(request, cluster, best, {})
+    assert all(rows.used <= 10 for rows in cached.parts.keys.values()), "keys started over"

@@ -148,6 +148,7 @@ class OptionParts:
 
 
 PartsCompute = Callable[[NDArray[np.intp]], OptionParts]
+MAX_ROWS = 1 << 14  # node states one key of an OptionTable keeps (about 3 MB with 8 GPUs a node)
 
 
 @dataclass
@@ -194,6 +195,12 @@ class OptionTable:
             table.row = grown
         rows = table.row[ids] if table is not None else np.full(ids.size, -1, dtype=np.int64)
         missing = rows < 0
+        if table is not None and table.used + int(missing.sum()) > MAX_ROWS:
+            # a live pool meets new node states for as long as it runs: a full key starts over
+            table.row[:] = -1
+            table.used = 0
+            rows[:] = -1
+            missing[:] = True
         if missing.any():
             unique, first = first_of_each(ids[missing])
             reps = nodes[missing][first]

@@ -71,6 +71,57 @@ def churn(pool: str, claims: int, held: int, policy: str) -> dict[str, Any]:
     return {"wall": place_wall, "cpu": place_cpu, "total_cpu": total_cpu, "placed": placed}
 
 
+def pool_churn(pool: str, round_trips: int, clients: int, policy: str) -> dict[str, Any]:
+    """`clients` concurrent claim+release loops on a real `PoolService` (SQLite store, synchronous=
+    FULL) in one event loop, as the API's routes call it: process CPU per round trip, and the
+    placement's own thread CPU per claim."""
+    import asyncio
+    import tempfile
+
+    from gpupool.devices.simulated import SimulatedBackend
+    from gpupool.model import ClaimSpec
+    from gpupool.model.tenant import ADMIN, Tenant
+    from gpupool.pool import PoolService
+    from gpupool.scheduler import make_placer
+    from gpupool.store import Store
+
+    placer = make_placer(policy)
+    place_cpu: list[float] = []
+    original = placer.place
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        tick = time.thread_time_ns()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            place_cpu.append((time.thread_time_ns() - tick) / 1e6)
+
+    placer.place = timed  # type: ignore[method-assign]
+    with tempfile.TemporaryDirectory() as folder:
+        service = PoolService(Store(Path(folder) / "pool.db"), SimulatedBackend(pool), placer)
+        service.start()
+        admin = Tenant(ADMIN)
+        done = 0
+
+        async def client() -> None:
+            nonlocal done
+            while done < round_trips:
+                done += 1
+                claim = await service.create_claim_async(
+                    admin, ClaimSpec(memory_bytes=1 << 30, compute_percent=2)
+                )
+                await service.release_async(admin, claim.id)
+
+        async def run() -> float:
+            started = time.process_time()
+            await asyncio.gather(*(client() for _ in range(clients)))
+            return time.process_time() - started
+
+        cpu = asyncio.run(run())
+        service.store.close()
+    return {"cpu_per_round_trip_ms": cpu / done * 1e3, "place_cpu": place_cpu, "round_trips": done}
+
+
 def run_in(python: str, src: Path | None, argv: list[str]) -> Any:
     """Run this file's worker under `python` (with `src` first on its path) and read its JSON."""
     env = dict(os.environ)
@@ -101,10 +152,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each tree")
     parser.add_argument("--baseline-python", default=None)
     parser.add_argument("--baseline-src", type=Path, default=None)
+    parser.add_argument(
+        "--through-pool",
+        action="store_true",
+        help="instead: --held concurrent claim+release loops through PoolService and its SQLite store",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        json.dump(churn(args.pool, args.claims, args.held, args.policy), sys.stdout)
+        work = pool_churn if args.through_pool else churn
+        json.dump(work(args.pool, args.claims, args.held, args.policy), sys.stdout)
         return
     sys.path.insert(0, str(HERE.parent))
     from sim_bench import machine
@@ -112,10 +169,16 @@ def main() -> None:
     m = machine()
     print(f"Machine: `{m['uname']}`, nproc {m['nproc']}, {m['cpu']}; {m['date']}.")
     print(f"Pool {args.pool}, {args.claims} claims, {args.held} held, policy {args.policy}.")
-    print("| tree | place wall us p50 / p99 / mean | place CPU us p50 / p99 / mean | claim+release CPU us |")
-    print("|---|---|---|---|")
     worker = ["--worker", "--pool", args.pool, "--claims", str(args.claims), "--held", str(args.held)]
-    worker += ["--policy", args.policy]
+    worker += ["--policy", args.policy] + (["--through-pool"] if args.through_pool else [])
+    if args.through_pool:
+        print("| tree | process CPU per claim+release ms | placement CPU per claim us p50 / mean |")
+        print("|---|---|---|")
+    else:
+        print(
+            "| tree | place wall us p50 / p99 / mean | place CPU us p50 / p99 / mean | claim+release CPU us |"
+        )
+        print("|---|---|---|---|")
     runs: dict[str, list[dict[str, Any]]] = {"this tree": [], "baseline": []}
     for _ in range(args.rounds):
         runs["this tree"].append(run_in(sys.executable, None, worker))
@@ -123,8 +186,13 @@ def main() -> None:
             runs["baseline"].append(run_in(args.baseline_python, args.baseline_src, worker))
     for name, done in runs.items():
         for run in done:
-            print(line(name, run), flush=True)
-    if runs["baseline"]:
+            if args.through_pool:
+                place = np.asarray(run["place_cpu"]) * 1000.0
+                cost = f"{run['cpu_per_round_trip_ms']:.2f}"
+                print(f"| {name} | {cost} | {np.median(place):.0f} / {place.mean():.0f} |", flush=True)
+            else:
+                print(line(name, run), flush=True)
+    if runs["baseline"] and not args.through_pool:
         same = all(
             run["placed"] == runs["baseline"][0]["placed"] for run in (*runs["this tree"], *runs["baseline"])
         )

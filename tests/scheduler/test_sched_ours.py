@@ -38,10 +38,12 @@ def test_leftover_adds_the_weighted_waste_of_every_gpu() -> None:
     cluster = ClusterBuilder().node("a", gpus=2, used=(810, 870)).build()
     resolved = ResolvedWorkload.of(WORKLOAD, cluster)
     free, cpu, model = cluster.gpu_free_milli, cluster.cpu_free_milli, cluster.model_id
-    plain = OursScore(FragModel(fixed=WORKLOAD)).node_measure(resolved, free, cpu, model)
-    weighted = OursScore(FragModel(fixed=WORKLOAD), leftover=0.5).node_measure(resolved, free, cpu, model)
+    plain = OursScore(FragModel(fixed=WORKLOAD))
+    weighted = OursScore(FragModel(fixed=WORKLOAD), leftover=0.5)
+    assert plain.volatile_measure(resolved, free) == 0.0
+    assert weighted.node_measure(resolved, free, cpu, model) == plain.node_measure(resolved, free, cpu, model)
     # 190 free wastes 30 (one 160 fits), 130 free wastes all 130
-    assert weighted - plain == pytest.approx([0.5 * (30 + 130)])
+    assert weighted.volatile_measure(resolved, free) == pytest.approx([0.5 * (30 + 130)])
 
 
 def test_a_small_share_goes_to_the_sliver_it_completes() -> None:

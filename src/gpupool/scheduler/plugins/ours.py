@@ -237,15 +237,21 @@ class OursScore(FgdScore):
         cpu: NDArray[np.int64],
         model: NDArray[np.int64],
     ) -> NDArray[np.float64]:
-        """The blended fragmentation plus `leftover` x the unfillable milli of each GPU (milli-GPU)."""
-        value = resolved.measure(self.measure, free, cpu, model, no_access=self.foreign_idle)
+        """The blended fragmentation (milli-GPU); the leftover term is `volatile_measure`."""
+        return resolved.measure(self.measure, free, cpu, model, no_access=self.foreign_idle)
+
+    def volatile_measure(
+        self, resolved: ResolvedWorkload, free: NDArray[np.int64]
+    ) -> NDArray[np.float64] | float:
+        """`leftover` x the unfillable milli of each GPU: it changes with the crowding (cache_version),
+        so the caches keep `node_measure` across its refreshes and recompute only this lookup."""
         if not self.leftover:
-            return value
+            return 0.0
         if self._waste is None or self._waste[0] is not resolved:
             fill = self._crowd[1] if self._crowd is not None else None
             self._waste = (resolved, leftover_waste(resolved, fill))
         waste = self._waste[1][np.clip(free, 0, MILLI_PER_GPU)].sum(axis=1)
-        result: NDArray[np.float64] = value + self.leftover * waste
+        result: NDArray[np.float64] = self.leftover * waste
         return result
 
     def reserve_state(self, resolved: ResolvedWorkload, cluster: Cluster) -> ReserveState | None:

@@ -72,6 +72,8 @@ def options(args: Mapping[str, Any]) -> dict[str, Any]:
         "crowd_tolerance": float(args.get("crowd_tolerance", 0.0)),
         "foreign_idle": bool(args.get("foreign_idle", True)),
         "reserve": float(args.get("reserve", 0.0)),
+        "reserve_fit": bool(args.get("reserve_fit", False)),
+        "leftover_cpu": bool(args.get("leftover_cpu", False)),
     }
 
 
@@ -86,8 +88,47 @@ def _share_sizes(resolved: ResolvedWorkload) -> dict[int, float]:
     return sizes
 
 
+def _size_cpu(resolved: ResolvedWorkload) -> dict[int, int]:
+    """Per-GPU size (as `_share_sizes`) -> the least CPU milli of one task of that size."""
+    wl = resolved.workload
+    least: dict[int, int] = {}
+    for cpu, milli, gpus in zip(wl.cpu_milli.tolist(), wl.gpu_milli.tolist(), wl.gpus.tolist(), strict=True):
+        if gpus >= 1 and milli > 0:
+            size = min(milli, MILLI_PER_GPU)
+            least[size] = min(least.get(size, cpu), cpu)
+    return least
+
+
+@dataclass(frozen=True)
+class LeftoverTables:
+    """`leftover_waste` per amount of free CPU on the node: a size can fill a GPU's free milli only
+    where one task of it still finds its CPU. `tables[j]` allows the sizes whose least CPU is at most
+    `thresholds[j - 1]` (`tables[0]`: none, so every free milli is waste)."""
+
+    thresholds: NDArray[np.int64]
+    tables: NDArray[np.float64]  # (len(thresholds) + 1, 1001)
+
+    @classmethod
+    def of(cls, resolved: ResolvedWorkload, fill: Mapping[int, float] | None = None) -> LeftoverTables:
+        least = _size_cpu(resolved)
+        thresholds = np.asarray(sorted(set(least.values())), dtype=np.int64)
+        tables = [np.arange(MILLI_PER_GPU + 1, dtype=np.float64)]
+        for limit in thresholds.tolist():
+            allowed = {size for size, cpu in least.items() if cpu <= limit}
+            tables.append(leftover_waste(resolved, fill, allowed))
+        return cls(thresholds, np.asarray(tables))
+
+    def waste(self, free: NDArray[np.int64], cpu: NDArray[np.int64]) -> NDArray[np.float64]:
+        """Per node state: the unfillable milli of its GPUs given its free CPU."""
+        row = np.searchsorted(self.thresholds, cpu, side="right")
+        result: NDArray[np.float64] = self.tables[row[:, None], np.clip(free, 0, MILLI_PER_GPU)].sum(axis=1)
+        return result
+
+
 def leftover_waste(
-    resolved: ResolvedWorkload, fill: Mapping[int, float] | None = None
+    resolved: ResolvedWorkload,
+    fill: Mapping[int, float] | None = None,
+    sizes: set[int] | None = None,
 ) -> NDArray[np.float64]:
     """Per free milli r = 0..1000: the milli of r that arrived sizes leave unfilled.
 
@@ -97,7 +138,11 @@ def leftover_waste(
     task of that size comes for the sliver, 1 when absent), using size s costs s x (1 - chance): the
     cheapest fill by dynamic programming, so a leftover only unlikely sizes complete counts as waste.
     """
-    penalty = [(size, size * (1.0 - (fill or {}).get(size, 1.0))) for size in _share_sizes(resolved)]
+    penalty = [
+        (size, size * (1.0 - (fill or {}).get(size, 1.0)))
+        for size in _share_sizes(resolved)
+        if sizes is None or size in sizes
+    ]
     cost = [0.0] * (MILLI_PER_GPU + 1)
     for total in range(1, MILLI_PER_GPU + 1):
         cost[total] = min([float(total)] + [cost[total - s] + pen for s, pen in penalty if s <= total])
@@ -139,7 +184,11 @@ class ReserveState:
 
     @classmethod
     def of(
-        cls, resolved: ResolvedWorkload, cluster: Cluster, counts: Mapping[Shape, float] | None
+        cls,
+        resolved: ResolvedWorkload,
+        cluster: Cluster,
+        counts: Mapping[Shape, float] | None,
+        fit: bool = False,
     ) -> ReserveState | None:
         """From every arrived shape (`counts`; rare constrained shapes fall out of the typical
         ones) or else the typical shapes; None when nothing constrained has arrived."""
@@ -153,9 +202,11 @@ class ReserveState:
         chosen: list[Shape] = []
         demand: list[NDArray[np.float64]] = []
         for shape, weight in counts.items():
-            if weight * shape[1] * shape[2] <= 0 or (shape[3] is None and shape[4] is None):
+            if weight * shape[1] * shape[2] <= 0 or (not fit and shape[3] is None and shape[4] is None):
                 continue
             allowed = cluster.model_mask(Request(models=shape[3], model_pattern=shape[4])) & present
+            if fit:
+                allowed = allowed & hosting_models(cluster, shape)
             if allowed.any() and not allowed[present].all():
                 chosen.append(shape)
                 share = allowed * capacity
@@ -192,6 +243,16 @@ class ReserveState:
         return result
 
 
+def hosting_models(cluster: Cluster, shape: Shape) -> NDArray[np.bool_]:
+    """Bool per model id: has the model a node that could host the shape when empty (enough GPUs
+    of enough milli, enough CPU)."""
+    cpu, milli, gpus = shape[0], shape[1], shape[2]
+    slots = (cluster.gpu_total_milli >= min(milli, MILLI_PER_GPU)).sum(axis=1)
+    fits = (slots >= max(gpus, 1)) & (cluster.cpu_total_milli >= cpu)
+    result: NDArray[np.bool_] = np.bincount(cluster.model_id[fits], minlength=len(cluster.models)) > 0
+    return result
+
+
 class OursScore(FgdScore):
     """FGD points first; among nodes with equal points, the `tiebreak` preference (scaled into [0, 1))."""
 
@@ -210,8 +271,14 @@ class OursScore(FgdScore):
         crowd_tolerance: float = 0.0,
         foreign_idle: bool = True,
         reserve: float = 0.0,
+        reserve_fit: bool = False,
+        leftover_cpu: bool = False,
     ) -> None:
         super().__init__(model)
+        self.leftover_cpu = leftover_cpu
+        self._tables: tuple[NDArray[np.float64], LeftoverTables] | None = None  # (plain waste, tables)
+        self._waste_fill: Mapping[int, float] | None = None  # the fill chances `_waste` was made with
+        self.reserve_fit = reserve_fit
         self.foreign_idle = foreign_idle
         self.reserve = reserve
         self._reserve_cache: tuple[ResolvedWorkload, ReserveState | None] | None = None
@@ -243,7 +310,13 @@ class OursScore(FgdScore):
             return value
         if self._waste is None or self._waste[0] is not resolved:
             fill = self._crowd[1] if self._crowd is not None else None
-            self._waste = (resolved, leftover_waste(resolved, fill))
+            self._waste, self._waste_fill = (resolved, leftover_waste(resolved, fill)), fill
+        if self.leftover_cpu:
+            # the tables follow the plain ones (same fill chances), so cached points stay consistent
+            if self._tables is None or self._tables[0] is not self._waste[1]:
+                self._tables = (self._waste[1], LeftoverTables.of(resolved, self._waste_fill))
+            cpu_aware: NDArray[np.float64] = value + self.leftover * self._tables[1].waste(free, cpu)
+            return cpu_aware
         waste = self._waste[1][np.clip(free, 0, MILLI_PER_GPU)].sum(axis=1)
         result: NDArray[np.float64] = value + self.leftover * waste
         return result
@@ -253,7 +326,7 @@ class OursScore(FgdScore):
         if self._reserve_cache is None or self._reserve_cache[0] is not resolved:
             online = self.model.online
             counts = online.counts if online is not None and online.counts else None
-            self._reserve_cache = (resolved, ReserveState.of(resolved, cluster, counts))
+            self._reserve_cache = (resolved, ReserveState.of(resolved, cluster, counts, self.reserve_fit))
         return self._reserve_cache[1]
 
     def option_cost(
@@ -319,6 +392,7 @@ class OursScore(FgdScore):
                     or np.abs(current[1] - waste).max() >= self.crowd_tolerance
                 ):
                     self._waste, self._epoch = (resolved, waste), self._epoch + 1
+                    self._waste_fill = fill
         return self._epoch
 
     def score(

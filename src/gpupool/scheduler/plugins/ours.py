@@ -72,7 +72,6 @@ def options(args: Mapping[str, Any]) -> dict[str, Any]:
         "crowd_tolerance": float(args.get("crowd_tolerance", 0.0)),
         "foreign_idle": bool(args.get("foreign_idle", True)),
         "reserve": float(args.get("reserve", 0.0)),
-        "reserve_fit": bool(args.get("reserve_fit", False)),
         "leftover_cpu": bool(args.get("leftover_cpu", False)),
     }
 
@@ -184,11 +183,7 @@ class ReserveState:
 
     @classmethod
     def of(
-        cls,
-        resolved: ResolvedWorkload,
-        cluster: Cluster,
-        counts: Mapping[Shape, float] | None,
-        fit: bool = False,
+        cls, resolved: ResolvedWorkload, cluster: Cluster, counts: Mapping[Shape, float] | None
     ) -> ReserveState | None:
         """From every arrived shape (`counts`; rare constrained shapes fall out of the typical
         ones) or else the typical shapes; None when nothing constrained has arrived."""
@@ -202,11 +197,9 @@ class ReserveState:
         chosen: list[Shape] = []
         demand: list[NDArray[np.float64]] = []
         for shape, weight in counts.items():
-            if weight * shape[1] * shape[2] <= 0 or (not fit and shape[3] is None and shape[4] is None):
+            if weight * shape[1] * shape[2] <= 0 or (shape[3] is None and shape[4] is None):
                 continue
             allowed = cluster.model_mask(Request(models=shape[3], model_pattern=shape[4])) & present
-            if fit:
-                allowed = allowed & hosting_models(cluster, shape)
             if allowed.any() and not allowed[present].all():
                 chosen.append(shape)
                 share = allowed * capacity
@@ -243,16 +236,6 @@ class ReserveState:
         return result
 
 
-def hosting_models(cluster: Cluster, shape: Shape) -> NDArray[np.bool_]:
-    """Bool per model id: has the model a node that could host the shape when empty (enough GPUs
-    of enough milli, enough CPU)."""
-    cpu, milli, gpus = shape[0], shape[1], shape[2]
-    slots = (cluster.gpu_total_milli >= min(milli, MILLI_PER_GPU)).sum(axis=1)
-    fits = (slots >= max(gpus, 1)) & (cluster.cpu_total_milli >= cpu)
-    result: NDArray[np.bool_] = np.bincount(cluster.model_id[fits], minlength=len(cluster.models)) > 0
-    return result
-
-
 class OursScore(FgdScore):
     """FGD points first; among nodes with equal points, the `tiebreak` preference (scaled into [0, 1))."""
 
@@ -271,14 +254,12 @@ class OursScore(FgdScore):
         crowd_tolerance: float = 0.0,
         foreign_idle: bool = True,
         reserve: float = 0.0,
-        reserve_fit: bool = False,
         leftover_cpu: bool = False,
     ) -> None:
         super().__init__(model)
         self.leftover_cpu = leftover_cpu
         self._tables: tuple[NDArray[np.float64], LeftoverTables] | None = None  # (plain waste, tables)
         self._waste_fill: Mapping[int, float] | None = None  # the fill chances `_waste` was made with
-        self.reserve_fit = reserve_fit
         self.foreign_idle = foreign_idle
         self.reserve = reserve
         self._reserve_cache: tuple[ResolvedWorkload, ReserveState | None] | None = None
@@ -326,7 +307,7 @@ class OursScore(FgdScore):
         if self._reserve_cache is None or self._reserve_cache[0] is not resolved:
             online = self.model.online
             counts = online.counts if online is not None and online.counts else None
-            self._reserve_cache = (resolved, ReserveState.of(resolved, cluster, counts, self.reserve_fit))
+            self._reserve_cache = (resolved, ReserveState.of(resolved, cluster, counts))
         return self._reserve_cache[1]
 
     def option_cost(

@@ -8,6 +8,9 @@
   fill (free minus the largest sum of workload GPU sizes that fits), weighted by `leftover`; it
   steers shares towards complementary partners (650 + 320, 810 + 160) and away from leftovers
   that nothing fills, see `leftover_waste`;
+* the leftover term is *CPU-aware* (`leftover_cpu`): a size fills a GPU's free milli only on a node
+  whose free CPU still holds one task of that size (its least CPU among the arrived shapes), so a
+  half-used GPU beside exhausted CPU counts as waste, see `LeftoverTables`;
 * the leftover term is *crowding-aware*: every `crowd_every` arrivals it reads the cluster's open
   slivers and, per share size, the chance that a sliver it fits tightly is ever filled (the tasks of
   that size expected over the next `crowding` arrivals / the slivers waiting for them, capped at 1);

@@ -79,25 +79,28 @@ def options(args: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _gpu_tasks(resolved: ResolvedWorkload) -> list[tuple[int, int, float]]:
+    """(per-GPU size, CPU milli, probability) of each GPU shape; whole GPUs count as 1000."""
+    wl = resolved.workload
+    rows = zip(wl.gpu_milli.tolist(), wl.gpus.tolist(), wl.cpu_milli.tolist(), wl.probs.tolist(), strict=True)
+    return [
+        (min(milli, MILLI_PER_GPU), cpu, prob) for milli, gpus, cpu, prob in rows if gpus >= 1 and milli > 0
+    ]
+
+
 def _share_sizes(resolved: ResolvedWorkload) -> dict[int, float]:
     """Per-GPU size (whole GPUs count as 1000) -> its probability in the workload."""
-    wl = resolved.workload
     sizes: dict[int, float] = {}
-    for milli, gpus, prob in zip(wl.gpu_milli.tolist(), wl.gpus.tolist(), wl.probs.tolist(), strict=True):
-        if gpus >= 1 and milli > 0:
-            size = min(milli, MILLI_PER_GPU)
-            sizes[size] = sizes.get(size, 0.0) + prob
+    for size, _, prob in _gpu_tasks(resolved):
+        sizes[size] = sizes.get(size, 0.0) + prob
     return sizes
 
 
 def _size_cpu(resolved: ResolvedWorkload) -> dict[int, int]:
     """Per-GPU size (as `_share_sizes`) -> the least CPU milli of one task of that size."""
-    wl = resolved.workload
     least: dict[int, int] = {}
-    for cpu, milli, gpus in zip(wl.cpu_milli.tolist(), wl.gpu_milli.tolist(), wl.gpus.tolist(), strict=True):
-        if gpus >= 1 and milli > 0:
-            size = min(milli, MILLI_PER_GPU)
-            least[size] = min(least.get(size, cpu), cpu)
+    for size, cpu, _ in _gpu_tasks(resolved):
+        least[size] = min(least.get(size, cpu), cpu)
     return least
 
 

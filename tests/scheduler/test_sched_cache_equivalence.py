@@ -110,13 +110,13 @@ def every_option_reference(
 ) -> NDArray[np.float64]:
     """Points of every option, each after-state measured in full (no option skipped or shared)."""
     free, cpu, model = cluster.gpu_free_milli[nodes], cluster.cpu_free_milli[nodes], cluster.model_id[nodes]
-    before = scorer.node_measure(resolved, free, cpu, model) + scorer.volatile_measure(resolved, free)
+    before = scorer.node_measure(resolved, free, cpu, model) + scorer.volatile_measure(resolved, free, cpu)
     options, valid = after_placing(request, free)
     batch, count, slots = options.shape
     flat = options.reshape(batch * count, slots)
     after_cpu, after_model = np.repeat(cpu - request.cpu_milli, count), np.repeat(model, count)
     after = scorer.node_measure(resolved, flat, after_cpu, after_model) + scorer.volatile_measure(
-        resolved, flat
+        resolved, flat, after_cpu
     )
     after = after.reshape(batch, count) + scorer.option_cost(
         request, resolved, (free, cpu, model), (flat, after_cpu, after_model)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sched_builders import ClusterBuilder, share
+from sched_builders import ClusterBuilder, share, whole
 
 from gpupool.scheduler.frag import ResolvedWorkload, TargetWorkload
 from gpupool.scheduler.plugins.fragmodel import FragModel
-from gpupool.scheduler.plugins.ours import OursScore, fill_chances, leftover_waste
+from gpupool.scheduler.plugins.ours import LeftoverTables, OursScore, fill_chances, leftover_waste
 
 WORKLOAD = TargetWorkload(
     (
@@ -40,10 +40,10 @@ def test_leftover_adds_the_weighted_waste_of_every_gpu() -> None:
     free, cpu, model = cluster.gpu_free_milli, cluster.cpu_free_milli, cluster.model_id
     plain = OursScore(FragModel(fixed=WORKLOAD))
     weighted = OursScore(FragModel(fixed=WORKLOAD), leftover=0.5)
-    assert plain.volatile_measure(resolved, free) == 0.0
+    assert plain.volatile_measure(resolved, free, cpu) == 0.0
     assert weighted.node_measure(resolved, free, cpu, model) == plain.node_measure(resolved, free, cpu, model)
     # 190 free wastes 30 (one 160 fits), 130 free wastes all 130
-    assert weighted.volatile_measure(resolved, free) == pytest.approx([0.5 * (30 + 130)])
+    assert weighted.volatile_measure(resolved, free, cpu) == pytest.approx([0.5 * (30 + 130)])
 
 
 def test_a_small_share_goes_to_the_sliver_it_completes() -> None:
@@ -178,3 +178,43 @@ def test_an_unconstrained_claim_leaves_a_pressed_model_to_its_constrained_claims
             observer.observe(whole())
     decision = scheduler.decide(whole(), cluster)
     assert cluster.node_names[decision.node] == expected
+
+
+def test_leftover_tables_drop_the_sizes_whose_cpu_no_longer_fits() -> None:
+    # WORKLOAD: whole GPUs need 8 vCPU, 810 and 160 shares 4 vCPU
+    resolved, _ = resolved_for(ClusterBuilder().node("a", gpus=2))
+    tables = LeftoverTables.of(resolved)
+    free = np.asarray([[190, 1000]] * 3)
+    cpu = np.asarray([9_000, 5_000, 3_000])
+    # 9 vCPU: all sizes (190 wastes 30, a whole GPU nothing); 5: no whole task (1000 = 810 + 160
+    # wastes 30); 3: nothing fits, every free milli is waste
+    assert tables.waste(free, cpu).tolist() == [30.0, 60.0, 1190.0]
+    assert tables.tables[-1].tolist() == leftover_waste(resolved).tolist()
+
+
+def test_cpu_aware_leftover_counts_a_sliver_behind_exhausted_cpu_as_waste() -> None:
+    builder = ClusterBuilder().node("a", gpus=2, used=(810, 810), cpu=2_000)
+    cluster = builder.node("b", gpus=2, used=(810, 810)).build()
+    resolved = ResolvedWorkload.of(WORKLOAD, cluster)
+    free, cpu, model = cluster.gpu_free_milli, cluster.cpu_free_milli, cluster.model_id
+    blind_scorer = OursScore(FragModel(fixed=WORKLOAD), leftover=1.0)
+    aware_scorer = OursScore(FragModel(fixed=WORKLOAD), leftover=1.0, leftover_cpu=True)
+    blind = blind_scorer.node_measure(resolved, free, cpu, model) + blind_scorer.volatile_measure(
+        resolved, free, cpu
+    )
+    aware = aware_scorer.node_measure(resolved, free, cpu, model) + aware_scorer.volatile_measure(
+        resolved, free, cpu
+    )
+    # a: two 190 slivers no 160 task can reach (2 vCPU left): 380 instead of 2 x 30; b: unchanged
+    assert (aware - blind).tolist() == pytest.approx([380 - 60, 0])
+
+
+def test_a_whole_gpu_keeps_the_cpu_a_sliver_beside_it_needs() -> None:
+    # both nodes hold an 810 and a free GPU; taking the free GPU of `b` leaves 1 vCPU, so b's 190
+    # sliver can never get its 160 task; on `a` 4 vCPU stay for it
+    builder = ClusterBuilder().node("a", gpus=2, used=(810, 0), cpu=12_000)
+    cluster = builder.node("b", gpus=2, used=(810, 0), cpu=9_000).build()
+    nodes = np.arange(cluster.size)
+    scorer = OursScore(FragModel(fixed=WORKLOAD), measure="fgd", leftover=1.0, leftover_cpu=True)
+    points = scorer.score(whole(), cluster, nodes, {})
+    assert points[0] > points[1]

@@ -49,16 +49,7 @@ def unallocated(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str
     return {key: np.asarray(value) for key, value in table.items()}
 
 
-# Known and open (issue 13): on multi-GPU-heavy mixes ours trades failed 8-GPU gangs for placed
-# single GPUs and ends ~0.1 points behind fgd (BENCHMARKS.md, robustness matrix). Strict: the day
-# ours passes here, this test fails until the mark is removed, so the guard cannot stay switched off.
-BEHIND = pytest.mark.xfail(strict=True, reason="issue 13 open: ours behind fgd on multi-GPU-heavy mixes")
-
-
-CASES = [pytest.param(name, marks=BEHIND) if name == "multi40" else name for name in VARIANTS]
-
-
-@pytest.mark.parametrize("variant", CASES)
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_ours_does_not_fall_behind_fgd_on_an_unseen_variant(
     variant: str, unallocated: dict[tuple[str, str], np.ndarray]
 ) -> None:

@@ -74,6 +74,7 @@ OURS_PROFILE = Profile(
                 "drift": 0.02,
                 "measure": "blend0.5",
                 "leftover": 1.0,
+                "leftover_cpu": True,
                 "crowding": 1000,
                 "crowd_every": 256,
                 "crowd_tolerance": 10,

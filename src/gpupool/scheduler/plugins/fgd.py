@@ -78,13 +78,15 @@ class FgdScore:
         return resolved.measure(self.measure, free, cpu, model)
 
     def volatile_measure(
-        self, resolved: ResolvedWorkload, free: NDArray[np.int64]
+        self, resolved: ResolvedWorkload, free: NDArray[np.int64], cpu: NDArray[np.int64]
     ) -> NDArray[np.float64] | float:
-        """A per-GPU term added to `node_measure` that is refreshed more often than the target
-        workload (`cache_version` changes, `stable_version` does not); none in FGD.
+        """A per-node term (of its GPUs' free milli and its free CPU) added to `node_measure` that
+        is refreshed more often than the target workload (`cache_version` changes, `stable_version`
+        does not); none in FGD.
 
         The caches keep `node_measure` and `option_cost` across its refreshes and recompute only
         this term, so anything slower than a table lookup per GPU belongs in `node_measure`."""
+        del resolved, free, cpu
         return 0.0
 
     def stable_version(self) -> int:
@@ -135,18 +137,21 @@ class FgdScore:
         request: Request,
         resolved: ResolvedWorkload,
         free: NDArray[np.int64],
+        cpu: NDArray[np.int64],
         parts: OptionParts,
         options: tuple[NDArray[np.int64], NDArray[np.bool_]] | None = None,
     ) -> NDArray[np.float64]:
-        """Points per (node state, option) from the stable parts and `volatile_measure` of `free`."""
+        """Points per (node state, option) from the stable parts and `volatile_measure` of the
+        node states (`free`, `cpu`) and of each option's after-state."""
         after_free, valid = options or after_placing(request, free)
         before, after = parts.before, parts.after
-        extra = self.volatile_measure(resolved, free)
+        extra = self.volatile_measure(resolved, free, cpu)
         if not isinstance(extra, float) or extra != 0.0:
             batch, count, slots = after_free.shape
             before = before + extra
             flat = after_free.reshape(batch * count, slots)
-            after = after + np.reshape(self.volatile_measure(resolved, flat), (batch, count))
+            after_cpu = np.repeat(cpu - request.cpu_milli, count)
+            after = after + np.reshape(self.volatile_measure(resolved, flat, after_cpu), (batch, count))
         if parts.cost is not None:
             after = after + parts.cost
         return np.where(valid, points(before[:, None], after, self.resolution), -np.inf)
@@ -163,7 +168,7 @@ class FgdScore:
         (plus `option_cost`); -inf where it does not fit. Computed afresh, nothing cached."""
         options = after_placing(request, free)
         parts = self.stable_parts(request, resolved, free, cpu, model, options)
-        return self.combine(request, resolved, free, parts, options)
+        return self.combine(request, resolved, free, cpu, parts, options)
 
     def option_cost(
         self,
@@ -222,13 +227,11 @@ class FgdScore:
     ) -> NDArray[np.float64]:
         """Points per (node, option) of `nodes`, each node's options in its own slot order; the
         stable parts come from `self.parts` (computed once per node state and target workload)."""
-        free = cluster.gpu_free_milli[nodes]
+        free, cpu = cluster.gpu_free_milli[nodes], cluster.cpu_free_milli[nodes]
         options = after_placing(request, free)
         if not self.caching:
-            parts = self.stable_parts(
-                request, resolved, free, cluster.cpu_free_milli[nodes], cluster.model_id[nodes], options
-            )
-            return self.combine(request, resolved, free, parts, options)
+            parts = self.stable_parts(request, resolved, free, cpu, cluster.model_id[nodes], options)
+            return self.combine(request, resolved, free, cpu, parts, options)
 
         def compute(reps: NDArray[np.intp]) -> OptionParts:
             rows = cluster.gpu_free_milli[reps]
@@ -237,7 +240,7 @@ class FgdScore:
             )
 
         parts = self.parts.lookup(self.cache_key(request), cluster, nodes, self.stable_version(), compute)
-        return self.combine(request, resolved, free, parts, options)
+        return self.combine(request, resolved, free, cpu, parts, options)
 
     def cache_key(self, request: Request) -> Any:
         """What the cached points of a request are keyed by (with the node state)."""

@@ -8,6 +8,9 @@
   fill (free minus the largest sum of workload GPU sizes that fits), weighted by `leftover`; it
   steers shares towards complementary partners (650 + 320, 810 + 160) and away from leftovers
   that nothing fills, see `leftover_waste`;
+* the leftover term is *CPU-aware* (`leftover_cpu`): a size fills a GPU's free milli only on a node
+  whose free CPU still holds one task of that size (its least CPU among the arrived shapes), so a
+  half-used GPU beside exhausted CPU counts as waste, see `LeftoverTables`;
 * the leftover term is *crowding-aware*: every `crowd_every` arrivals it reads the cluster's open
   slivers and, per share size, the chance that a sliver it fits tightly is ever filled (the tasks of
   that size expected over the next `crowding` arrivals / the slivers waiting for them, capped at 1);
@@ -72,22 +75,65 @@ def options(args: Mapping[str, Any]) -> dict[str, Any]:
         "crowd_tolerance": float(args.get("crowd_tolerance", 0.0)),
         "foreign_idle": bool(args.get("foreign_idle", True)),
         "reserve": float(args.get("reserve", 0.0)),
+        "leftover_cpu": bool(args.get("leftover_cpu", False)),
     }
+
+
+def _gpu_tasks(resolved: ResolvedWorkload) -> list[tuple[int, int, float]]:
+    """(per-GPU size, CPU milli, probability) of each GPU shape; whole GPUs count as 1000."""
+    wl = resolved.workload
+    rows = zip(wl.gpu_milli.tolist(), wl.gpus.tolist(), wl.cpu_milli.tolist(), wl.probs.tolist(), strict=True)
+    return [
+        (min(milli, MILLI_PER_GPU), cpu, prob) for milli, gpus, cpu, prob in rows if gpus >= 1 and milli > 0
+    ]
 
 
 def _share_sizes(resolved: ResolvedWorkload) -> dict[int, float]:
     """Per-GPU size (whole GPUs count as 1000) -> its probability in the workload."""
-    wl = resolved.workload
     sizes: dict[int, float] = {}
-    for milli, gpus, prob in zip(wl.gpu_milli.tolist(), wl.gpus.tolist(), wl.probs.tolist(), strict=True):
-        if gpus >= 1 and milli > 0:
-            size = min(milli, MILLI_PER_GPU)
-            sizes[size] = sizes.get(size, 0.0) + prob
+    for size, _, prob in _gpu_tasks(resolved):
+        sizes[size] = sizes.get(size, 0.0) + prob
     return sizes
 
 
+def _size_cpu(resolved: ResolvedWorkload) -> dict[int, int]:
+    """Per-GPU size (as `_share_sizes`) -> the least CPU milli of one task of that size."""
+    least: dict[int, int] = {}
+    for size, cpu, _ in _gpu_tasks(resolved):
+        least[size] = min(least.get(size, cpu), cpu)
+    return least
+
+
+@dataclass(frozen=True)
+class LeftoverTables:
+    """`leftover_waste` per amount of free CPU on the node: a size can fill a GPU's free milli only
+    where one task of it still finds its CPU. `tables[j]` allows the sizes whose least CPU is at most
+    `thresholds[j - 1]` (`tables[0]`: none, so every free milli is waste)."""
+
+    thresholds: NDArray[np.int64]
+    tables: NDArray[np.float64]  # (len(thresholds) + 1, 1001)
+
+    @classmethod
+    def of(cls, resolved: ResolvedWorkload, fill: Mapping[int, float] | None = None) -> LeftoverTables:
+        least = _size_cpu(resolved)
+        thresholds = np.asarray(sorted(set(least.values())), dtype=np.int64)
+        tables = [np.arange(MILLI_PER_GPU + 1, dtype=np.float64)]
+        for limit in thresholds.tolist():
+            allowed = {size for size, cpu in least.items() if cpu <= limit}
+            tables.append(leftover_waste(resolved, fill, allowed))
+        return cls(thresholds, np.asarray(tables))
+
+    def waste(self, free: NDArray[np.int64], cpu: NDArray[np.int64]) -> NDArray[np.float64]:
+        """Per node state: the unfillable milli of its GPUs given its free CPU."""
+        row = np.searchsorted(self.thresholds, cpu, side="right")
+        result: NDArray[np.float64] = self.tables[row[:, None], np.clip(free, 0, MILLI_PER_GPU)].sum(axis=1)
+        return result
+
+
 def leftover_waste(
-    resolved: ResolvedWorkload, fill: Mapping[int, float] | None = None
+    resolved: ResolvedWorkload,
+    fill: Mapping[int, float] | None = None,
+    sizes: set[int] | None = None,
 ) -> NDArray[np.float64]:
     """Per free milli r = 0..1000: the milli of r that arrived sizes leave unfilled.
 
@@ -97,7 +143,11 @@ def leftover_waste(
     task of that size comes for the sliver, 1 when absent), using size s costs s x (1 - chance): the
     cheapest fill by dynamic programming, so a leftover only unlikely sizes complete counts as waste.
     """
-    penalty = [(size, size * (1.0 - (fill or {}).get(size, 1.0))) for size in _share_sizes(resolved)]
+    penalty = [
+        (size, size * (1.0 - (fill or {}).get(size, 1.0)))
+        for size in _share_sizes(resolved)
+        if sizes is None or size in sizes
+    ]
     cost = [0.0] * (MILLI_PER_GPU + 1)
     for total in range(1, MILLI_PER_GPU + 1):
         cost[total] = min([float(total)] + [cost[total - s] + pen for s, pen in penalty if s <= total])
@@ -210,8 +260,12 @@ class OursScore(FgdScore):
         crowd_tolerance: float = 0.0,
         foreign_idle: bool = True,
         reserve: float = 0.0,
+        leftover_cpu: bool = False,
     ) -> None:
         super().__init__(model)
+        self.leftover_cpu = leftover_cpu
+        self._tables: tuple[NDArray[np.float64], LeftoverTables] | None = None  # (plain waste, tables)
+        self._waste_fill: Mapping[int, float] | None = None  # the fill chances `_waste` was made with
         self.foreign_idle = foreign_idle
         self.reserve = reserve
         self._reserve_cache: tuple[ResolvedWorkload, ReserveState | None] | None = None
@@ -241,15 +295,22 @@ class OursScore(FgdScore):
         return resolved.measure(self.measure, free, cpu, model, no_access=self.foreign_idle)
 
     def volatile_measure(
-        self, resolved: ResolvedWorkload, free: NDArray[np.int64]
+        self, resolved: ResolvedWorkload, free: NDArray[np.int64], cpu: NDArray[np.int64]
     ) -> NDArray[np.float64] | float:
-        """`leftover` x the unfillable milli of each GPU: it changes with the crowding (cache_version),
-        so the caches keep `node_measure` across its refreshes and recompute only this lookup."""
+        """`leftover` x the unfillable milli of each GPU (with `leftover_cpu`, given the node's free
+        CPU): it changes with the crowding (cache_version), so the caches keep `node_measure` across
+        its refreshes and recompute only this lookup."""
         if not self.leftover:
             return 0.0
         if self._waste is None or self._waste[0] is not resolved:
             fill = self._crowd[1] if self._crowd is not None else None
-            self._waste = (resolved, leftover_waste(resolved, fill))
+            self._waste, self._waste_fill = (resolved, leftover_waste(resolved, fill)), fill
+        if self.leftover_cpu:
+            # the tables follow the plain ones (same fill chances), so cached points stay consistent
+            if self._tables is None or self._tables[0] is not self._waste[1]:
+                self._tables = (self._waste[1], LeftoverTables.of(resolved, self._waste_fill))
+            cpu_aware: NDArray[np.float64] = self.leftover * self._tables[1].waste(free, cpu)
+            return cpu_aware
         waste = self._waste[1][np.clip(free, 0, MILLI_PER_GPU)].sum(axis=1)
         result: NDArray[np.float64] = self.leftover * waste
         return result
@@ -325,6 +386,7 @@ class OursScore(FgdScore):
                     or np.abs(current[1] - waste).max() >= self.crowd_tolerance
                 ):
                     self._waste, self._epoch = (resolved, waste), self._epoch + 1
+                    self._waste_fill = fill
         return self._epoch
 
     def score(

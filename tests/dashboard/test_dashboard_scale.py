@@ -117,9 +117,9 @@ def test_the_page_patches_only_what_changed_and_stays_responsive(
     per_sample = cpu_s / samples
     assert per_sample < 0.5, f"{per_sample:.2f} CPU s per update (longest stall {lag:.0f} ms)"
 
-    segment = big_page.locator(f'.seg[data-claim="{made[0]}"]').first
-    segment.scroll_into_view_if_needed()
-    segment.click()
+    # click() scrolls the segment into view itself and, unlike scroll_into_view_if_needed(), finds
+    # the element again when a telemetry sample re-creates the tile between the two steps
+    big_page.locator(f'.seg[data-claim="{made[0]}"]').first.click()
     big_page.wait_for_selector("#detail:not([hidden]) button[data-action=release]", timeout=10_000)
     assert made[0] in big_page.inner_text("#detail-body")
     big_page.keyboard.press("Escape")

@@ -242,6 +242,27 @@ class ReserveState:
         return result
 
 
+@dataclass
+class Leftover:
+    """The leftover tables of one target workload and one reading of the fill chances: the plain
+    one (`leftover_waste`) and, made when first needed, the CPU-aware ones built from the same
+    chances (so both always describe the same reading)."""
+
+    resolved: ResolvedWorkload
+    fill: Mapping[int, float] | None
+    plain: NDArray[np.float64]
+    _by_cpu: LeftoverTables | None = None
+
+    @classmethod
+    def of(cls, resolved: ResolvedWorkload, fill: Mapping[int, float] | None) -> Leftover:
+        return cls(resolved, fill, leftover_waste(resolved, fill))
+
+    def by_cpu(self) -> LeftoverTables:
+        if self._by_cpu is None:
+            self._by_cpu = LeftoverTables.of(self.resolved, self.fill)
+        return self._by_cpu
+
+
 class OursScore(FgdScore):
     """FGD points first; among nodes with equal points, the `tiebreak` preference (scaled into [0, 1))."""
 
@@ -264,8 +285,6 @@ class OursScore(FgdScore):
     ) -> None:
         super().__init__(model)
         self.leftover_cpu = leftover_cpu
-        self._tables: tuple[NDArray[np.float64], LeftoverTables] | None = None  # (plain waste, tables)
-        self._waste_fill: Mapping[int, float] | None = None  # the fill chances `_waste` was made with
         self.foreign_idle = foreign_idle
         self.reserve = reserve
         self._reserve_cache: tuple[ResolvedWorkload, ReserveState | None] | None = None
@@ -282,7 +301,7 @@ class OursScore(FgdScore):
         self._arrivals = 0
         self._crowd: tuple[int, dict[int, float]] | None = None  # (arrivals when taken, fill per size)
         self._seen_version, self._epoch = -1, 0
-        self._waste: tuple[ResolvedWorkload, NDArray[np.float64]] | None = None
+        self._waste: Leftover | None = None
 
     def node_measure(
         self,
@@ -302,16 +321,12 @@ class OursScore(FgdScore):
         its refreshes and recompute only this lookup."""
         if not self.leftover:
             return 0.0
-        if self._waste is None or self._waste[0] is not resolved:
-            fill = self._crowd[1] if self._crowd is not None else None
-            self._waste, self._waste_fill = (resolved, leftover_waste(resolved, fill)), fill
+        if self._waste is None or self._waste.resolved is not resolved:
+            self._waste = Leftover.of(resolved, self._crowd[1] if self._crowd is not None else None)
         if self.leftover_cpu:
-            # the tables follow the plain ones (same fill chances), so cached points stay consistent
-            if self._tables is None or self._tables[0] is not self._waste[1]:
-                self._tables = (self._waste[1], LeftoverTables.of(resolved, self._waste_fill))
-            cpu_aware: NDArray[np.float64] = self.leftover * self._tables[1].waste(free, cpu)
+            cpu_aware: NDArray[np.float64] = self.leftover * self._waste.by_cpu().waste(free, cpu)
             return cpu_aware
-        waste = self._waste[1][np.clip(free, 0, MILLI_PER_GPU)].sum(axis=1)
+        waste = self._waste.plain[np.clip(free, 0, MILLI_PER_GPU)].sum(axis=1)
         result: NDArray[np.float64] = self.leftover * waste
         return result
 
@@ -375,18 +390,17 @@ class OursScore(FgdScore):
             taken = self._crowd[0] if self._crowd is not None else None
             if resolved is not None and (taken is None or self._arrivals - taken >= self.crowd_every):
                 fill = fill_chances(resolved, cluster.gpu_free_milli, self.crowding)
-                waste = leftover_waste(resolved, fill)
+                fresh = Leftover.of(resolved, fill)
                 self._crowd = (self._arrivals, fill)
                 current = self._waste
                 # Keep the cached points while no leftover's value moved by `crowd_tolerance` milli
                 # or more: dropping every node state's points costs a slow decision per shape.
                 if (
                     current is None
-                    or current[0] is not resolved
-                    or np.abs(current[1] - waste).max() >= self.crowd_tolerance
+                    or current.resolved is not resolved
+                    or np.abs(current.plain - fresh.plain).max() >= self.crowd_tolerance
                 ):
-                    self._waste, self._epoch = (resolved, waste), self._epoch + 1
-                    self._waste_fill = fill
+                    self._waste, self._epoch = fresh, self._epoch + 1
         return self._epoch
 
     def score(

@@ -28,6 +28,9 @@ from gpupool.sim.engine import typical_workload
 from gpupool.sim.trace import NodeTable, PodTable, read_nodes, read_pods
 
 CSV = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "alibaba-gpu-v2023" / "csv"
+needs_data = pytest.mark.skipif(
+    not (CSV / "openb_pod_list_default.csv").is_file(), reason="shared openb data not present"
+)
 
 WORKLOAD = TargetWorkload(
     (
@@ -194,6 +197,7 @@ def frequent_refreshes() -> Profile:
     return replace(profile, scores=(score,))
 
 
+@needs_data
 @pytest.mark.parametrize("policy", ["ours", "fgd", "frequent"])
 def test_cached_scoring_places_every_pod_of_a_real_trace_slice_like_fresh_scoring(policy: str) -> None:
     nodes, pods, order = trace_slice(every=9, pods=1_100, seed=7)

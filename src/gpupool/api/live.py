@@ -8,7 +8,9 @@ import contextlib
 import logging
 from collections import deque
 
+from gpupool.api.device_cards import Card, DeviceCards
 from gpupool.errors import TooManyRequests
+from gpupool.model import DeviceTelemetry
 from gpupool.pool import PoolService
 
 log = logging.getLogger("gpupool.live")
@@ -38,6 +40,9 @@ class LiveHub:
         self.sample_interval_s = sample_interval_s
         self.history: dict[str, deque[float]] = {d.uuid: deque(maxlen=history_samples) for d in pool.devices}
         self.sample_id = 0
+        # The last sample, by device UUID, with its number: what the overviews show until the next.
+        self.latest: tuple[int, dict[str, DeviceTelemetry]] = (0, {})
+        self.cards = DeviceCards(pool)  # shared by every stream and overview of this app
         self.last_event_id = 0
         self._subscribers: dict[asyncio.Queue[str], str] = {}  # queue -> its tenant
 
@@ -98,8 +103,18 @@ class LiveHub:
         return changed
 
     def _sample(self) -> None:
-        for sample in self.pool.backend.telemetry():
+        samples = self.pool.sample_telemetry()
+        for sample in samples.values():
             series = self.history.get(sample.uuid)
             if series is not None and sample.utilization_percent is not None:  # N/A: no point
                 series.append(round(sample.utilization_percent, 1))
         self.sample_id += 1
+        self.latest = (self.sample_id, samples)
+
+    def device_cards(self) -> list[Card]:
+        """Every device's card (shared: do not modify) with the last sample's telemetry; a sample
+        of its own before the hub's first."""
+        sample_id, telemetry = self.latest
+        if not sample_id:
+            return self.cards.cards(self.pool.sample_telemetry(), None)
+        return self.cards.cards(telemetry, sample_id)

@@ -4,12 +4,13 @@ sees its own claims and events, and other tenants' shares of a device only as `o
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from gpupool.api.convert import claim_public, event_public
+from gpupool.api.device_cards import DeviceCards, ViewerCards
 from gpupool.api.live import LiveHub
 from gpupool.model import Claim, ClaimState, Tenant
-from gpupool.model.overview import DeviceCard, Overview, Segment, TenantRow
-from gpupool.model.vm import VM_DOMAIN_LABEL
+from gpupool.model.overview import Overview, TenantRow
 from gpupool.pool import PoolService
 from gpupool.pool.fairshare import fair_order
 from gpupool.pool.quota import QuotaGate
@@ -20,13 +21,18 @@ EVENTS_SHOWN = 60
 CLAIMS_SHOWN = 200
 """At most this many bound claims and this many queue entries go into one overview (the counts say
 how many there are): a pool with thousands of claims must not make every snapshot megabytes."""
-OTHER_TENANT = "other"
 
 
 def build_overview(
-    pool: PoolService, viewer: Tenant, hub: LiveHub | None = None, with_history: bool = False
-) -> Overview:
-    """One consistent-enough snapshot (a few reads, no transaction) for `viewer`."""
+    pool: PoolService,
+    viewer: Tenant,
+    hub: LiveHub | None = None,
+    with_history: bool = False,
+    cards: ViewerCards | None = None,
+) -> dict[str, Any]:
+    """One consistent-enough snapshot (a few reads, no transaction) for `viewer`, as an `Overview`
+    in JSON form. The device cards are the hub's shared ones (telemetry as of its last sample);
+    `cards`, a stream's own `ViewerCards`, keeps its masked copies from one snapshot to the next."""
     active = pool.store.list_claims(states=[ClaimState.PENDING, ClaimState.BOUND], limit=1_000_000)
     queue = queue_order(pool, active)
     positions = {claim.id: position for position, claim in enumerate(queue, start=1)}
@@ -34,45 +40,16 @@ def build_overview(
     def visible(claim: Claim) -> bool:
         return viewer.is_admin or claim.tenant == viewer.name
 
-    bound = [c for c in active if c.state == ClaimState.BOUND]
-    segments: dict[str, list[Segment]] = {}
-    for claim in bound:
-        mine = visible(claim)
-        for binding in claim.bindings:
-            segments.setdefault(binding.device_uuid, []).append(
-                Segment(
-                    claim_id=claim.id if mine else "",
-                    tenant=claim.tenant if mine else OTHER_TENANT,
-                    memory_bytes=binding.memory_bytes,
-                    compute_percent=binding.compute_percent,
-                    holder=claim.spec.labels.get(VM_DOMAIN_LABEL) if mine else None,
-                )
-            )
-    devices = [
-        DeviceCard(
-            uuid=view.device.uuid,
-            node=view.device.node,
-            index=view.device.index,
-            model=view.device.model,
-            memory_total_bytes=view.device.memory_total_bytes,
-            memory_allocated_bytes=view.allocated_memory_bytes,
-            compute_allocated_percent=view.allocated_compute_percent,
-            memory_used_bytes=None if view.telemetry is None else view.telemetry.memory_used_bytes,
-            utilization_percent=None if view.telemetry is None else view.telemetry.utilization_percent,
-            segments=segments.get(view.device.uuid, []),
-        )
-        for view in pool.device_views()
-    ]
     owner = None if viewer.is_admin else viewer.name
     events = pool.store.list_events(tenant=owner, limit=EVENTS_SHOWN)
-    mine_bound = [c for c in bound if visible(c)]
-    return Overview(
+    mine_bound = [c for c in active if c.state == ClaimState.BOUND and visible(c)]
+    data = Overview(
         generated_at=time.time(),
         viewer=viewer.name,
         admin=viewer.is_admin,
         backend=pool.backend.name,
         policy=pool.placer.name,
-        devices=devices,
+        devices=[],
         claims=[claim_public(c) for c in mine_bound[:CLAIMS_SHOWN]],
         claims_total=len(mine_bound),
         queue=[claim_public(c, positions[c.id]) for c in [c for c in queue if visible(c)][:CLAIMS_SHOWN]],
@@ -81,8 +58,14 @@ def build_overview(
         events=[event_public(e) for e in events],
         sample_id=hub.sample_id if hub else 0,
         history_interval_s=hub.sample_interval_s if hub else 2.0,
-        history=hub.history_lists() if hub and with_history else None,
-    )
+    ).model_dump(mode="json")
+    # The cards and the history go in as they are: validating 8,000 of each would cost more than
+    # the rest of the snapshot (their shapes are `DeviceCard` and `Overview.history`, tested).
+    shared = hub.device_cards() if hub else DeviceCards(pool).cards(pool.sample_telemetry(), None)
+    data["devices"] = (cards or ViewerCards(viewer))(shared)
+    if hub and with_history:
+        data["history"] = hub.history_lists()
+    return data
 
 
 def queue_order(pool: PoolService, active: list[Claim]) -> list[Claim]:

@@ -93,6 +93,7 @@ class PoolService:
         # refused. False (Ray cluster mode, nodes join later): such a claim waits, and says why.
         self.fixed_inventory = fixed_inventory
         self._devices: list[Device] = []
+        self.inventory_version = 0  # moves whenever the device list is re-read (caches key on it)
         self._schedulable: list[Device] = []  # without MIG-mode parents: only their instances go out
         self._own_nodes: set[str] = set()  # nodes this process's backend ever showed
         self._schedule_lock = threading.Lock()
@@ -130,6 +131,7 @@ class PoolService:
         never marks another host's devices gone.
         """
         self._devices = sorted(self.backend.devices(), key=lambda d: (d.node, d.index))
+        self.inventory_version += 1
         self._schedulable = [d for d in self._devices if d.schedulable]
         self._fits = {}
         self._own_nodes |= {d.node for d in self._devices} | set(lost_nodes)
@@ -632,9 +634,7 @@ class PoolService:
         with state.lock:  # totals and bindings of the same commit
             allocations = dict(state.allocations)
             bound = [c for c in state.claims.values() if c.state == ClaimState.BOUND]
-        # Simulated devices make their utilization follow what is bound; real ones ignore this.
-        self.backend.note_allocations(allocations)
-        telemetry = {t.uuid: t for t in self.backend.telemetry()}
+        telemetry = self._telemetry(allocations)
         claims_on: dict[str, list[Claim]] = {}
         for claim in reversed(bound):  # newest first, as the store lists them
             for binding in claim.bindings:
@@ -650,6 +650,18 @@ class PoolService:
             )
             for device in self._devices
         ]
+
+    def sample_telemetry(self) -> dict[str, DeviceTelemetry]:
+        """A telemetry sample of every device, by UUID."""
+        state = self.store.view()
+        with state.lock:
+            allocations = dict(state.allocations)
+        return self._telemetry(allocations)
+
+    def _telemetry(self, allocations: dict[str, tuple[int, int]]) -> dict[str, DeviceTelemetry]:
+        # Simulated devices make their utilization follow what is bound; real ones ignore this.
+        self.backend.note_allocations(allocations)
+        return {t.uuid: t for t in self.backend.telemetry()}
 
     # ----------------------------------------------------------------- tenants
     def delete_tenant(self, name: str, actor: str) -> list[Claim]:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from gpupool.api.deps import PoolDep, TenantDep
@@ -30,10 +30,11 @@ def overview(
     pool: PoolDep,
     tenant: TenantDep,
     history: Annotated[bool, Query(description="include the utilization history")] = False,
-) -> Overview:
-    """Everything the dashboard and `gpupool top` draw, as the caller may see it."""
+) -> JSONResponse:
+    """Everything the dashboard and `gpupool top` draw, as the caller may see it (an `Overview`;
+    utilization and memory in use as of the last telemetry sample, taken every 2 s)."""
     hub: LiveHub | None = getattr(request.app.state, "hub", None)
-    return build_overview(pool, tenant, hub, with_history=history)
+    return JSONResponse(build_overview(pool, tenant, hub, with_history=history))
 
 
 def mount_static(app: FastAPI) -> None:

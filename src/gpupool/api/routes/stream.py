@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import StreamingResponse
 
 from gpupool.api.deps import TenantDep
+from gpupool.api.device_cards import ViewerCards
 from gpupool.api.live import LiveHub
 from gpupool.api.overview import build_overview
 from gpupool.api.overview_diff import OverviewDiffer
@@ -91,8 +92,8 @@ async def _messages(pool: PoolService, hub: LiveHub, tenant: Tenant) -> AsyncIte
         return
     try:
         yield "retry: 2000\n\n"
-        differ = OverviewDiffer()
-        snapshot = await asyncio.to_thread(build_overview, pool, tenant, hub, True)
+        differ, cards = OverviewDiffer(), ViewerCards(tenant)
+        snapshot = await asyncio.to_thread(build_overview, pool, tenant, hub, True, cards)
         yield _message("overview", json.dumps(differ.full(snapshot), separators=(",", ":")))
         while True:
             try:
@@ -102,7 +103,7 @@ async def _messages(pool: PoolService, hub: LiveHub, tenant: Tenant) -> AsyncIte
                 continue
             while not wakeups.empty():  # several changes since: one message shows them all
                 wakeups.get_nowait()
-            snapshot = await asyncio.to_thread(build_overview, pool, tenant, hub, False)
+            snapshot = await asyncio.to_thread(build_overview, pool, tenant, hub, False, cards)
             kind, data = differ.delta(snapshot)
             yield _message(kind, json.dumps(data, separators=(",", ":")))
     finally:

@@ -4,12 +4,14 @@ object; a change of state, telemetry or inventory is seen; the stream's delta ho
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 
+from gpupool.api.convert import claim_public
 from gpupool.api.device_cards import DeviceCards, ViewerCards
-from gpupool.api.overview import build_overview
+from gpupool.api.overview import ViewerMemo, build_overview
 from gpupool.api.overview_diff import OverviewDiffer
 from gpupool.devices import SimulatedBackend
 from gpupool.model import ClaimSpec, GiB, Tenant
@@ -121,14 +123,14 @@ def test_a_tenant_keeps_its_masked_copy_while_the_card_is_unchanged(pool: PoolSe
 
 
 def test_the_stream_delta_holds_only_the_changed_cards(pool: PoolService) -> None:
-    differ, cards = OverviewDiffer(), ViewerCards(TEAM_A)
-    whole = differ.full(build_overview(pool, TEAM_A, cards=cards))
+    differ, memo = OverviewDiffer(), ViewerMemo.of(TEAM_A)
+    whole = differ.full(build_overview(pool, TEAM_A, memo=memo))
     assert len(whole["devices"]) == 8
     Overview.model_validate(whole)  # what is sent is an `Overview`
-    kind, delta = differ.delta(build_overview(pool, TEAM_A, cards=cards))
+    kind, delta = differ.delta(build_overview(pool, TEAM_A, memo=memo))
     assert kind == "delta" and delta["devices"] == []
     claim = pool.create_claim(TEAM_A, ClaimSpec(memory_bytes=10 * GiB, compute_percent=25))
-    kind, delta = differ.delta(build_overview(pool, TEAM_A, cards=cards))
+    kind, delta = differ.delta(build_overview(pool, TEAM_A, memo=memo))
     assert kind == "delta"
     assert [s["claim_id"] for card in delta["devices"] for s in card["segments"]] == [claim.id]
     assert [c["id"] for c in delta["claims"]] == [claim.id]
@@ -144,3 +146,53 @@ def test_a_new_inventory_rebuilds_the_cards(tmp_path: Path) -> None:
     pool.refresh_devices()  # same devices, re-read: the cache may not assume they are
     second = shared.cards(telemetry, 1)
     assert second is not first and second == first
+
+
+def test_built_step_by_step_equals_built_afresh(pool: PoolService) -> None:
+    """Claims come and go (whole GPUs, shares, a VM's), samples change: after every step the cards
+    kept up to date by differences equal cards built from nothing, and the overview's claim lists
+    equal freshly serialised ones."""
+    rng = random.Random(7)
+    kept, memo = DeviceCards(pool), ViewerMemo.of(ADMIN_VIEWER)
+    sample_id, telemetry = 1, pool.sample_telemetry()
+    held: list[str] = []
+    for step in range(60):
+        roll = rng.random()
+        if roll < 0.45 or not held:
+            tenant = rng.choice([TEAM_A, TEAM_B])
+            spec = rng.choice(
+                [
+                    ClaimSpec(memory_bytes=rng.randint(1, 30) * GiB, compute_percent=rng.randint(1, 40)),
+                    ClaimSpec(gpus=rng.randint(1, 2)),
+                    ClaimSpec(
+                        memory_bytes=4 * GiB, compute_percent=5, labels={VM_DOMAIN_LABEL: f"vm-{step}"}
+                    ),
+                ]
+            )
+            held.append(pool.create_claim(tenant, spec).id)
+        elif roll < 0.85:
+            claim_id = held.pop(rng.randrange(len(held)))
+            pool.release(ADMIN_VIEWER, claim_id)
+        else:  # a new telemetry sample (the hub's numbering: a new number, new values)
+            sample_id, telemetry = sample_id + 1, pool.sample_telemetry()
+        assert kept.cards(telemetry, sample_id) == DeviceCards(pool).cards(telemetry, None), step
+        overview = build_overview(pool, ADMIN_VIEWER, memo=memo)
+        bound = pool.store.list_claims(states=["bound"])
+        assert overview["claims"] == [claim_public(c).model_dump(mode="json") for c in bound], step
+        assert [c["queue_position"] for c in overview["queue"]] == list(range(1, len(overview["queue"]) + 1))
+
+
+def test_a_claim_replaced_by_one_of_the_same_size_is_seen(tmp_path: Path) -> None:
+    """Same totals on the device, another claim on it: found by its segments, not its totals."""
+    backend = SimulatedBackend("1x1xH100-80GB", clock=lambda: 1000.0)
+    pool = PoolService(Store(tmp_path / "pool.db"), backend, make_placer())
+    pool.start()
+    spec = ClaimSpec(memory_bytes=10 * GiB, compute_percent=25)
+    first = pool.create_claim(TEAM_A, spec)
+    shared, telemetry = DeviceCards(pool), pool.sample_telemetry()
+    (card,) = shared.cards(telemetry, 1)
+    pool.release(TEAM_A, first.id)
+    second = pool.create_claim(TEAM_B, spec)
+    (again,) = shared.cards(telemetry, 1)
+    assert [s["claim_id"] for s in card["segments"]] == [first.id]
+    assert [(s["claim_id"], s["tenant"]) for s in again["segments"]] == [(second.id, "team-b")]

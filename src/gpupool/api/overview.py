@@ -4,6 +4,7 @@ sees its own claims and events, and other tenants' shares of a device only as `o
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from gpupool.api.convert import claim_public, event_public
@@ -23,16 +24,50 @@ CLAIMS_SHOWN = 200
 how many there are): a pool with thousands of claims must not make every snapshot megabytes."""
 
 
+class ClaimDumps:
+    """Claims as `ClaimPublic` JSON, each kept while the claim (an immutable object, replaced on
+    every change) and its queue position stay the same: a stream's next snapshot re-serialises
+    only the claims that changed, and its differ finds the unchanged ones by identity."""
+
+    def __init__(self) -> None:
+        self._dumps: dict[str, tuple[Claim, int | None, dict[str, Any]]] = {}
+        self._next: dict[str, tuple[Claim, int | None, dict[str, Any]]] = {}
+
+    def __call__(self, claim: Claim, position: int | None = None) -> dict[str, Any]:
+        kept = self._dumps.get(claim.id)
+        if kept is None or kept[0] is not claim or kept[1] != position:
+            kept = (claim, position, claim_public(claim, position).model_dump(mode="json"))
+        self._next[claim.id] = kept
+        return kept[2]
+
+    def turn(self) -> None:
+        """Forget the claims the last snapshot did not show."""
+        self._dumps, self._next = self._next, {}
+
+
+@dataclass
+class ViewerMemo:
+    """What one stream keeps from one snapshot to the next (a fresh one serves a single call)."""
+
+    cards: ViewerCards
+    claims: ClaimDumps = field(default_factory=ClaimDumps)
+
+    @classmethod
+    def of(cls, viewer: Tenant) -> ViewerMemo:
+        return cls(ViewerCards(viewer))
+
+
 def build_overview(
     pool: PoolService,
     viewer: Tenant,
     hub: LiveHub | None = None,
     with_history: bool = False,
-    cards: ViewerCards | None = None,
+    memo: ViewerMemo | None = None,
 ) -> dict[str, Any]:
     """One consistent-enough snapshot (a few reads, no transaction) for `viewer`, as an `Overview`
     in JSON form. The device cards are the hub's shared ones (telemetry as of its last sample);
-    `cards`, a stream's own `ViewerCards`, keeps its masked copies from one snapshot to the next."""
+    `memo`, a stream's own, keeps masked cards and serialised claims from one snapshot to the next."""
+    memo = memo or ViewerMemo.of(viewer)
     active = pool.store.list_claims(states=[ClaimState.PENDING, ClaimState.BOUND], limit=1_000_000)
     queue = queue_order(pool, active)
     positions = {claim.id: position for position, claim in enumerate(queue, start=1)}
@@ -50,19 +85,23 @@ def build_overview(
         backend=pool.backend.name,
         policy=pool.placer.name,
         devices=[],
-        claims=[claim_public(c) for c in mine_bound[:CLAIMS_SHOWN]],
+        claims=[],
         claims_total=len(mine_bound),
-        queue=[claim_public(c, positions[c.id]) for c in [c for c in queue if visible(c)][:CLAIMS_SHOWN]],
+        queue=[],
         queue_length=len(queue),
         tenants=tenant_rows(pool, active, viewer),
         events=[event_public(e) for e in events],
         sample_id=hub.sample_id if hub else 0,
         history_interval_s=hub.sample_interval_s if hub else 2.0,
     ).model_dump(mode="json")
-    # The cards and the history go in as they are: validating 8,000 of each would cost more than
-    # the rest of the snapshot (their shapes are `DeviceCard` and `Overview.history`, tested).
+    # Cards, claims and history go in as they are: validating 8,000 cards would cost more than
+    # the rest of the snapshot (their shapes are `Overview`'s, tested).
+    data["claims"] = [memo.claims(c) for c in mine_bound[:CLAIMS_SHOWN]]
+    shown = [c for c in queue if visible(c)][:CLAIMS_SHOWN]
+    data["queue"] = [memo.claims(c, positions[c.id]) for c in shown]
+    memo.claims.turn()
     shared = hub.device_cards() if hub else DeviceCards(pool).cards(pool.sample_telemetry(), None)
-    data["devices"] = (cards or ViewerCards(viewer))(shared)
+    data["devices"] = memo.cards(shared)
     if hub and with_history:
         data["history"] = hub.history_lists()
     return data

@@ -18,9 +18,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import StreamingResponse
 
 from gpupool.api.deps import TenantDep
-from gpupool.api.device_cards import ViewerCards
 from gpupool.api.live import LiveHub
-from gpupool.api.overview import build_overview
+from gpupool.api.overview import ViewerMemo, build_overview
 from gpupool.api.overview_diff import OverviewDiffer
 from gpupool.errors import TooManyRequests
 from gpupool.model import Tenant
@@ -92,8 +91,8 @@ async def _messages(pool: PoolService, hub: LiveHub, tenant: Tenant) -> AsyncIte
         return
     try:
         yield "retry: 2000\n\n"
-        differ, cards = OverviewDiffer(), ViewerCards(tenant)
-        snapshot = await asyncio.to_thread(build_overview, pool, tenant, hub, True, cards)
+        differ, memo = OverviewDiffer(), ViewerMemo.of(tenant)
+        snapshot = await asyncio.to_thread(build_overview, pool, tenant, hub, True, memo)
         yield _message("overview", json.dumps(differ.full(snapshot), separators=(",", ":")))
         while True:
             try:
@@ -103,7 +102,7 @@ async def _messages(pool: PoolService, hub: LiveHub, tenant: Tenant) -> AsyncIte
                 continue
             while not wakeups.empty():  # several changes since: one message shows them all
                 wakeups.get_nowait()
-            snapshot = await asyncio.to_thread(build_overview, pool, tenant, hub, False, cards)
+            snapshot = await asyncio.to_thread(build_overview, pool, tenant, hub, False, memo)
             kind, data = differ.delta(snapshot)
             yield _message(kind, json.dumps(data, separators=(",", ":")))
     finally:

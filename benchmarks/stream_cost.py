@@ -33,16 +33,12 @@ import httpx
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path.insert(0, str(TESTS))
 
+from control_plane import cpu_seconds  # noqa: E402 (this folder: the script's own path entry)
+
 from serverctl import ADMIN_TOKEN, ServerProcess  # noqa: E402 (after the path)
 
 PACE_S = 0.25
 HELD = 200
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far (all threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class StreamReader(threading.Thread):

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpupool.api.convert import claim_public, event_public
+from gpupool.api.convert import claim_fields, event_public
 from gpupool.api.device_cards import DeviceCards, ViewerCards
 from gpupool.api.live import LiveHub
 from gpupool.model import Claim, ClaimState, Tenant
@@ -36,7 +36,7 @@ class ClaimDumps:
     def __call__(self, claim: Claim, position: int | None = None) -> dict[str, Any]:
         kept = self._dumps.get(claim.id)
         if kept is None or kept[0] is not claim or kept[1] != position:
-            kept = (claim, position, claim_public(claim, position).model_dump(mode="json"))
+            kept = (claim, position, claim_fields(claim, position))  # ClaimPublic's JSON form
         self._next[claim.id] = kept
         return kept[2]
 

@@ -251,8 +251,12 @@ def test_preempted_claim_evicts_its_pod(kube_env: KubeEnv, namespace: str) -> No
     )
     grace = evicted["metadata"]["deletionGracePeriodSeconds"]
     assert 0 < grace <= kube_env.preempt_grace_s  # the claim's remaining grace period
-    reasons = [e["reason"] for e in kube.events(namespace, "borrower")]
-    assert "Preempted" in reasons
+    # The controller records the event after the eviction (and the audit event's commit) is done.
+    wait_for(
+        "the pod's Preempted event",
+        lambda: "Preempted" in [e["reason"] for e in kube.events(namespace, "borrower")],
+        timeout_s=10,
+    )
     # No kubelet to stop it: gpupool ends the claim when the grace period is over.
     wait_for(
         "the claim ended as preempted",

@@ -123,5 +123,10 @@ def test_restart_converges_claims_to_pods(kube_env: KubeEnv, namespace: str) -> 
     assert released[before[uids["deleted-while-down"]]["id"]]["reason"] == "pod deleted"
     active = gpupool.pod_claims()
     assert active[uids["kept"]]["id"] == before[uids["kept"]]["id"]  # untouched
-    assert "GpupoolClaimMissing" in [e["reason"] for e in kube.events(namespace, "claim-lost")]
+    # The pod's event is recorded after the audit event the reconcile was seen by.
+    wait_for(
+        "the pod's GpupoolClaimMissing event",
+        lambda: "GpupoolClaimMissing" in [e["reason"] for e in kube.events(namespace, "claim-lost")],
+        timeout_s=10,
+    )
     check_no_overcommit(kube_env)
